@@ -1,0 +1,30 @@
+"""improv: a real-time MIDI improvisation instrument.
+
+Play a phrase on a MIDI keyboard; a small LSTM answers on a MIDI output.
+The top level exposes the pieces a Python user reaches for first.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import ImprovError, MidiFileError, ModelFileError
+from .events import Event, Note, events_to_notes, notes_to_events
+from .midifile import read_midi, read_midi_tracks, write_midi
+
+try:
+    __version__ = version("improv")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Event",
+    "ImprovError",
+    "MidiFileError",
+    "ModelFileError",
+    "Note",
+    "__version__",
+    "events_to_notes",
+    "notes_to_events",
+    "read_midi",
+    "read_midi_tracks",
+    "write_midi",
+]

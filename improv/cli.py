@@ -1,0 +1,46 @@
+"""The `improv` command: parse arguments, wire the parts together, report errors in one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__, training_cli
+from .errors import ImprovError
+
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="improv",
+        description="A real-time MIDI improvisation instrument: play a phrase, an LSTM answers.",
+    )
+    parser.add_argument("--version", action="version", version=f"improv {__version__}")
+    parser.set_defaults(handler=None)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    training_cli.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = args.handler
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return handler(args)
+    except ImprovError as error:
+        print(f"improv: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
