@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, training_cli
+from . import __version__, models_cli, training_cli
 from .errors import ImprovError
 
 EXIT_USAGE = 2
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     training_cli.add_parser(subparsers)
+    models_cli.add_generate_parser(subparsers)
     return parser
 
 

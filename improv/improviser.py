@@ -1,0 +1,156 @@
+"""The rolling seed: a model state advanced one event at a time, and sampling from it.
+
+Shared by `improv generate`, evaluation and the live engine. Every event the
+player plays or improv answers is `observe`d once: the LSTM state moves one
+step, the event joins the seed and the oldest leaves, and nothing is ever
+re-run over the whole history except by `rebuild` (after a reset or a model
+change).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import sampling
+from .encoding import N_PITCH, START_PITCH
+from .events import Event
+from .model import LoadedModel
+
+DEFAULT_SEED_EVENTS = 64
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Masks applied before sampling; None means unconstrained."""
+
+    pitch_lo: int = 0
+    pitch_hi: int = 127
+    key: tuple[int, str] | None = None
+    max_polyphony: int | None = None
+
+    def pitch_mask(self) -> np.ndarray | None:
+        if self.key is None and (self.pitch_lo, self.pitch_hi) == (0, 127):
+            return None
+        root, mode = self.key if self.key else (None, None)
+        return sampling.pitch_mask(self.pitch_lo, self.pitch_hi, root, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampled:
+    """One sampled event with its tokens and how surprising it was (nats, at T = 1)."""
+
+    event: Event
+    tokens: tuple[int, int, int, int]  # pitch, step bin, duration bin, velocity bin
+    nll: float
+    entropy: float
+
+
+class Improviser:
+    """A model with a rolling seed of the last `seed_events` events."""
+
+    def __init__(self, model: LoadedModel, seed_events: int = DEFAULT_SEED_EVENTS) -> None:
+        self.model = model
+        self.module = model.module
+        self.bins = model.bins
+        self.seed: deque[tuple[int, int, int, int]] = deque(maxlen=seed_events)
+        self._start_velocity = self.bins.velocity_bin(80)
+        self._chord: list[int] = []  # pitches at the current onset
+        self.state = self._fresh_state()
+
+    def _fresh_state(self) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module.feed(self.module.initial_state(), START_PITCH, 0, 0, self._start_velocity)
+
+    def reset(self) -> None:
+        """Forget everything: silence, as at start-up."""
+        self.seed.clear()
+        self._chord = []
+        self.state = self._fresh_state()
+
+    def rebuild(self) -> None:
+        """Recompute the state from the kept seed (after a reset of the state or a model change)."""
+        seed = list(self.seed)
+        self.reset()
+        for tokens in seed:
+            self.observe_tokens(tokens)
+
+    def set_model(self, model: LoadedModel) -> None:
+        self.model, self.module, self.bins = model, model.module, model.bins
+        self.rebuild()
+
+    def observe(self, event: Event) -> None:
+        self.observe_tokens(self.bins.encode(event))
+
+    def observe_tokens(self, tokens: tuple[int, int, int, int]) -> None:
+        pitch, step, duration, velocity = tokens
+        with torch.inference_mode():
+            self.state = self.module.feed(self.state, pitch, step, duration, velocity)
+        self.seed.append(tokens)
+        if step == 0:
+            self._chord.append(pitch)
+        else:
+            self._chord = [pitch]
+
+    def propose(
+        self,
+        temperature: float,
+        rng: np.random.Generator,
+        constraints: Constraints | None = None,
+        top_p: float | None = None,
+        pitch_mask: np.ndarray | None = None,
+    ) -> Sampled:
+        """Sample the next event from the current state without observing it."""
+        module = self.module
+        nll = 0.0
+        ent = 0.0
+        with torch.inference_mode():
+            step_logits = module.step_logits(self.state).numpy()
+            step_mask = None
+            if constraints is not None and constraints.max_polyphony is not None:
+                step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_logits.size)
+            step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
+            nll += n
+            ent += e
+            mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
+            if step == 0 and self._chord:  # a chord tone: not a pitch already struck at this onset
+                mask = np.ones(N_PITCH, dtype=bool) if mask is None else mask.copy()
+                mask[self._chord] = False
+            pitch, n, e = self._draw(module.pitch_logits(self.state, step).numpy(), temperature, rng, top_p, mask)
+            nll += n
+            ent += e
+            duration, n, e = self._draw(module.duration_logits(self.state, step, pitch).numpy(), temperature, rng, top_p)
+            nll += n
+            ent += e
+            velocity, n, e = self._draw(
+                module.velocity_logits(self.state, step, pitch, duration).numpy(), temperature, rng, top_p
+            )
+            nll += n
+            ent += e
+        tokens = (pitch, step, duration, velocity)
+        return Sampled(self.bins.decode(*tokens), tokens, nll, ent)
+
+    def sample(
+        self,
+        temperature: float,
+        rng: np.random.Generator,
+        constraints: Constraints | None = None,
+        top_p: float | None = None,
+    ) -> Sampled:
+        """Sample the next event and make it part of the seed."""
+        sampled = self.propose(temperature, rng, constraints, top_p)
+        self.observe_tokens(sampled.tokens)
+        return sampled
+
+    @staticmethod
+    def _draw(
+        logits: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float | None, mask: np.ndarray | None = None
+    ) -> tuple[int, float, float]:
+        probs = sampling.probabilities(logits, temperature, top_p, mask)
+        token = sampling.draw(probs, rng)
+        at_one = sampling.log_softmax(logits)
+        p_one = np.exp(at_one)
+        return token, float(-at_one[token]), float(-np.dot(p_one, np.where(p_one > 0, at_one, 0.0)))

@@ -1,0 +1,221 @@
+"""The LSTM, its config, TorchScript export and loading.
+
+Training uses `nn.LSTM` over whole sequences; the live instrument uses
+`StepModel`, a single-step cell that shares the trained weights, because a
+scripted `nn.LSTM` call of length 1 costs several times more per event.
+
+An event is predicted as a chain: step first (when does the next note come),
+then pitch given the step, duration given both, velocity given all three.
+Knowing the step tells the pitch head whether it is adding a chord tone above
+the last note or starting a new onset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .encoding import N_PITCH, START_PITCH, Bins
+from .errors import ModelFileError
+
+FORMAT = "improv-lstm"
+FORMAT_VERSION = 1
+HEADS = ("step", "pitch", "duration", "velocity")
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 320
+    layers: int = 2
+    embed: int = 128
+    head_hidden: int = 256
+    dropout: float = 0.3
+    bins: dict = field(default_factory=lambda: Bins().to_dict())
+
+    @property
+    def binning(self) -> Bins:
+        return Bins.from_dict(self.bins)
+
+
+class _Head(nn.Module):
+    def __init__(self, hidden: int, head_hidden: int, n_out: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden, head_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(head_hidden, n_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ImprovNet(nn.Module):
+    """The trainable network: embeddings -> nn.LSTM -> four chained heads."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        bins = config.binning
+        e, h = config.embed, config.hidden
+        self.pitch_in = nn.Embedding(N_PITCH + 1, e)
+        self.step_in = nn.Embedding(bins.n_step, e)
+        self.duration_in = nn.Embedding(bins.n_duration, e)
+        self.velocity_in = nn.Embedding(bins.n_velocity, e)
+        self.input_dropout = nn.Dropout(config.dropout / 2)
+        self.lstm = nn.LSTM(e, h, config.layers, batch_first=True, dropout=config.dropout)
+        self.out_dropout = nn.Dropout(config.dropout)
+        # Embeddings of the already chosen parts of the next event, added to the LSTM output.
+        self.step_cond = nn.Embedding(bins.n_step, h)
+        self.pitch_cond = nn.Embedding(N_PITCH, h)
+        self.duration_cond = nn.Embedding(bins.n_duration, h)
+        hh, d = config.head_hidden, config.dropout
+        self.step_head = _Head(h, hh, bins.n_step, d)
+        self.pitch_head = _Head(h, hh, N_PITCH, d)
+        self.duration_head = _Head(h, hh, bins.n_duration, d)
+        self.velocity_head = _Head(h, hh, bins.n_velocity, d)
+
+    def embed(self, pitch: Tensor, step: Tensor, duration: Tensor, velocity: Tensor) -> Tensor:
+        return self.pitch_in(pitch) + self.step_in(step) + self.duration_in(duration) + self.velocity_in(velocity)
+
+    def forward(self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """Logits for every head, teacher-forced: (B, T) token tensors in (pitch, step, duration, velocity) order."""
+        x = self.input_dropout(self.embed(*inputs))
+        out, _ = self.lstm(x)
+        out = self.out_dropout(out)
+        pitch, step, duration, _ = targets
+        with_step = out + self.step_cond(step)
+        with_pitch = with_step + self.pitch_cond(pitch)
+        return {
+            "step": self.step_head(out),
+            "pitch": self.pitch_head(with_step),
+            "duration": self.duration_head(with_pitch),
+            "velocity": self.velocity_head(with_pitch + self.duration_cond(duration)),
+        }
+
+
+class StepModel(nn.Module):
+    """One event at a time, for the live path and for sampling; scripted for export.
+
+    State is one tensor (2, layers, hidden): h then c of every layer.
+    """
+
+    def __init__(self, net: ImprovNet, summary: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        config = net.config
+        self.format = FORMAT
+        self.format_version = FORMAT_VERSION
+        self.bins_json = json.dumps(config.bins)
+        self.config_json = json.dumps(asdict(config))
+        self.summary_json = json.dumps(summary or {})
+        self.n_pitch = N_PITCH
+        self.start_pitch = START_PITCH
+        self.layers = config.layers
+        self.hidden = config.hidden
+        self.pitch_in = net.pitch_in
+        self.step_in = net.step_in
+        self.duration_in = net.duration_in
+        self.velocity_in = net.velocity_in
+        cells = []
+        for layer in range(config.layers):
+            cell = nn.LSTMCell(config.embed if layer == 0 else config.hidden, config.hidden)
+            cell.weight_ih = getattr(net.lstm, f"weight_ih_l{layer}")
+            cell.weight_hh = getattr(net.lstm, f"weight_hh_l{layer}")
+            cell.bias_ih = getattr(net.lstm, f"bias_ih_l{layer}")
+            cell.bias_hh = getattr(net.lstm, f"bias_hh_l{layer}")
+            cells.append(cell)
+        self.cells = nn.ModuleList(cells)
+        self.step_cond = net.step_cond
+        self.pitch_cond = net.pitch_cond
+        self.duration_cond = net.duration_cond
+        self.step_head = net.step_head
+        self.pitch_head = net.pitch_head
+        self.duration_head = net.duration_head
+        self.velocity_head = net.velocity_head
+
+    @torch.jit.export
+    def initial_state(self) -> Tensor:
+        return torch.zeros(2, self.layers, self.hidden)
+
+    @torch.jit.export
+    def feed(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
+        """Advance the state by one event (bin indices; pitch 128 is the start token)."""
+        x = (
+            self.pitch_in.weight[pitch] + self.step_in.weight[step]
+            + self.duration_in.weight[duration] + self.velocity_in.weight[velocity]
+        ).unsqueeze(0)
+        hs: list[Tensor] = []
+        cs: list[Tensor] = []
+        i = 0
+        for cell in self.cells:
+            h, c = cell(x, (state[0, i].unsqueeze(0), state[1, i].unsqueeze(0)))
+            hs.append(h)
+            cs.append(c)
+            x = h
+            i += 1
+        return torch.stack([torch.cat(hs), torch.cat(cs)])
+
+    @torch.jit.export
+    def step_logits(self, state: Tensor) -> Tensor:
+        return self.step_head(state[0, -1])
+
+    @torch.jit.export
+    def pitch_logits(self, state: Tensor, step: int) -> Tensor:
+        return self.pitch_head(state[0, -1] + self.step_cond.weight[step])
+
+    @torch.jit.export
+    def duration_logits(self, state: Tensor, step: int, pitch: int) -> Tensor:
+        return self.duration_head(state[0, -1] + self.step_cond.weight[step] + self.pitch_cond.weight[pitch])
+
+    @torch.jit.export
+    def velocity_logits(self, state: Tensor, step: int, pitch: int, duration: int) -> Tensor:
+        h = state[0, -1] + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
+        return self.velocity_head(h + self.duration_cond.weight[duration])
+
+    def forward(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
+        return self.feed(state, pitch, step, duration, velocity)
+
+
+def export(net: ImprovNet, path: Path, summary: dict[str, Any] | None = None) -> None:
+    """Write a self-contained TorchScript file (CPU, eval mode)."""
+    net = net.to("cpu").eval()
+    step = StepModel(net, summary).eval()
+    with torch.no_grad():
+        scripted = torch.jit.script(step)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": asdict(net.config), "summary": summary or {}}
+    torch.jit.save(scripted, str(path), _extra_files={"improv.json": json.dumps(meta)})
+
+
+@dataclass
+class LoadedModel:
+    """A scripted `StepModel` plus what travels with it."""
+
+    module: torch.jit.ScriptModule
+    bins: Bins
+    config: dict
+    summary: dict
+    path: Path
+
+
+def load(path: str | Path) -> LoadedModel:
+    """Load an improv model file; anything else gives a one-line `ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    extra = {"improv.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as error:
+        reason = " ".join(str(error).split()).split(". ")[0][:100]
+        raise ModelFileError(f"{path}: not an improv model (not a TorchScript file: {reason})") from None
+    try:
+        meta = json.loads(extra["improv.json"] or "{}")
+    except json.JSONDecodeError:
+        meta = {}
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an improv model (TorchScript file without improv metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: improv model format {meta.get('format_version')} is not supported (need {FORMAT_VERSION})")
+    module.eval()
+    return LoadedModel(module, Bins.from_dict(meta["config"]["bins"]), meta["config"], meta.get("summary", {}), path)

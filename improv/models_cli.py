@@ -1,0 +1,62 @@
+"""`improv generate` (and later evaluate): offline use of a model file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ModelFileError
+
+
+def resolve_model(path: Path | None):
+    """Load `path`, or the shipped default model when none is given."""
+    from .model import load
+    from .resources import default_model_path
+
+    target = path or default_model_path()
+    if path is None and not target.is_file():
+        raise ModelFileError(f"{target}: the default model is missing; train one with 'improv train' and pass --model")
+    return load(target)
+
+
+def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("generate", help="continue a MIDI file offline", description=(
+        "Continue PRIMER.mid (its last notes form the rolling seed) or start from silence; "
+        "writes a type-1 MIDI file with tracks 'primer' and 'continuation'."))
+    p.add_argument("primer", nargs="?", type=Path, metavar="PRIMER.mid")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.mid")
+    p.add_argument("--notes", type=int, default=64, help="notes to generate (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--random-seed", type=int, default=None)
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--key", default=None, help="e.g. C:minor, F#:dorian")
+    p.add_argument("--range", dest="pitch_range", default=None, help="lowest-highest MIDI pitch, e.g. 36-96")
+    p.add_argument("--max-polyphony", type=int, default=None)
+    p.add_argument("--seed-events", type=int, default=64, help="primer events kept as the rolling seed")
+    p.set_defaults(handler=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from . import sampling
+    from .generate import continue_notes
+    from .improviser import Constraints
+    from .midifile import read_midi, write_midi
+
+    if args.notes < 0:
+        raise ConfigError(f"--notes must be >= 0, got {args.notes}")
+    sampling.check_temperature(args.temperature)
+    lo, hi = sampling.parse_range(args.pitch_range) if args.pitch_range else (0, 127)
+    key = sampling.parse_key(args.key) if args.key else None
+    constraints = Constraints(lo, hi, key, args.max_polyphony)
+    constraints.pitch_mask()  # contradictory key + range fails here, before any work
+    primer = read_midi(args.primer) if args.primer else []
+    model = resolve_model(args.model)
+    rng = np.random.default_rng(args.random_seed)
+    notes = continue_notes(model, primer, args.notes, args.temperature, rng, constraints, args.top_p, args.seed_events)
+    write_midi({"primer": primer, "continuation": notes}, args.out)
+    print(f"wrote {args.out}: {len(primer)} primer notes, {len(notes)} new notes", file=sys.stderr)
+    return 0

@@ -1,0 +1,81 @@
+"""`improv train`: gather data (default corpus or the user's MIDI files), train, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ImprovError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model on the default corpus or on your own MIDI files",
+        description="Train an improv model. Without PATH, trains on the music21 corpus (needs the 'train' extra).",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help=".mid/.midi files or folders (searched recursively)")
+    p.add_argument("--out", type=Path, default=Path("improv-model.pt"), help="model file to write (default: %(default)s)")
+    p.add_argument("--minutes", type=float, default=55.0, help="wall-clock budget (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
+    p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--length", type=int, default=128, help="events per training window")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--patience", type=int, default=4, help="epochs without improvement in any head before stopping")
+    p.add_argument("--random-seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: OUT with suffix .run)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--include-drums", action="store_true", help="keep channel-10 drum notes")
+    p.set_defaults(handler=run)
+
+
+def _default_corpus_sequences(say):
+    try:
+        from .corpus import load_default_corpus
+    except ImportError as error:  # music21 missing
+        raise ImprovError(f"the default corpus needs music21: pip install 'improv[train]' ({error})") from None
+    from .dataset import to_sequence
+
+    works = load_default_corpus(progress=lambda done, total, name: say(f"parsed {done}/{total} {name}") if done % 50 == 0 or done == total else None)
+    train = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "train"]
+    valid = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "valid"]
+    return train, valid, {"data": "music21 default corpus (piano, piano+others, string quartets, chorales)"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from .dataset import load_midi_files, split_works
+    from .model import ModelConfig
+    from .train import TrainSettings, train
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if args.paths:
+        works, skipped = load_midi_files(args.paths, include_drums=args.include_drums, warn=say)
+        say(f"{len(works)} files read, {skipped} skipped")
+        if not works:
+            raise ImprovError("no readable MIDI notes found in " + " ".join(map(str, args.paths)))
+        train_seqs, valid_seqs = split_works(works)
+        summary = {"data": f"{len(works)} user MIDI files", "skipped_files": skipped}
+    else:
+        train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
+    say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
+        f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
+    config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout)
+    settings = TrainSettings(
+        minutes=args.minutes, epochs=args.epochs, batch=args.batch, length=args.length, lr=args.lr,
+        patience=args.patience, seed=args.random_seed, device=args.device, threads=args.threads,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
+                   summary=summary, on_progress=say)
+    say(f"wrote {args.out} (best epoch {result.best_epoch}: "
+        + ", ".join(f"{h} {v:.3f}" for h, v in result.best_valid.items())
+        + f" nats/event; {result.stopped_because}); curves in {args.out.with_suffix('.csv')} and .png")
+    return 0

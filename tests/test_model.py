@@ -1,0 +1,119 @@
+"""The network, its single-step twin, the TorchScript file and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from improv import ModelFileError
+from improv.dataset import encode_sequence, split_batch, to_sequence
+from improv.encoding import START_PITCH, Bins
+from improv.events import Event, Note
+from improv.model import HEADS, ImprovNet, ModelConfig, export, load
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImprovNet, Path]:
+    torch.manual_seed(0)
+    net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32)).eval()
+    path = tmp_path_factory.mktemp("model") / "small.pt"
+    export(net, path, {"note": "test"})
+    return net, path
+
+
+def test_bins_encode_and_decode_round_trip_on_centres() -> None:
+    bins = Bins()
+    for i, centre in enumerate(bins.step_s):
+        assert bins.step_bin(centre) == i
+    for i, centre in enumerate(bins.duration_s):
+        assert bins.duration_bin(centre) == i
+    assert bins.step_bin(0.0) == 0 and bins.step_bin(0.004) == 0 and bins.step_bin(0.01) == 1
+    assert bins.step_bin(100.0) == bins.n_step - 1
+    assert [bins.velocity_bin(v) for v in (1, 8, 9, 127)] == [0, 0, 1, bins.n_velocity - 1]
+    steps = np.array([0.0, 0.003, 0.01, 0.25, 0.3, 50.0])
+    vector, _, _ = bins.encode_arrays(steps, steps, np.array([1] * 6))
+    assert list(vector) == [bins.step_bin(s) for s in steps]
+
+
+def test_step_model_matches_the_sequence_network(small_model: tuple[ImprovNet, Path]) -> None:
+    """The live single-step cell must give the same logits as nn.LSTM over the whole sequence."""
+    net, path = small_model
+    module = load(path).module
+    notes = [Note(60 + (i * 7) % 12, 40 + i, i * 0.25 * (i % 3 > 0), 0.2 + 0.1 * (i % 4)) for i in range(12)]
+    tokens = torch.from_numpy(encode_sequence(to_sequence("t", notes), net.config.binning))[None]
+    inputs, targets, _, _ = split_batch(tokens)
+    with torch.no_grad():
+        full = net(inputs, targets)
+        state = module.initial_state()
+        for t in range(tokens.shape[1] - 1):
+            p, s, d, v = (int(x) for x in tokens[0, t, :4])
+            state = module.feed(state, p, s, d, v)
+            tp, ts, td = (int(x) for x in tokens[0, t + 1, :3])
+            torch.testing.assert_close(module.step_logits(state), full["step"][0, t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(module.pitch_logits(state, ts), full["pitch"][0, t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(module.duration_logits(state, ts, tp), full["duration"][0, t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                module.velocity_logits(state, ts, tp, td), full["velocity"][0, t], atol=1e-5, rtol=1e-4
+            )
+
+
+def test_file_carries_bins_config_and_summary(small_model: tuple[ImprovNet, Path]) -> None:
+    net, path = small_model
+    loaded = load(path)
+    assert loaded.bins == net.config.binning
+    assert loaded.config["hidden"] == 48 and loaded.summary == {"note": "test"}
+    assert json.loads(loaded.module.bins_json)["step_s"] == list(net.config.binning.step_s)
+    assert loaded.module.format == "improv-lstm"
+
+
+def test_file_works_with_only_torch(small_model: tuple[ImprovNet, Path], tmp_path: Path) -> None:
+    """A Python with torch and nothing of improv can feed events and read logits."""
+    _, path = small_model
+    code = (
+        "import sys, torch;"
+        "m = torch.jit.load(sys.argv[1]);"
+        "s = m.initial_state(); s = m.feed(s, m.start_pitch, 0, 0, 9); s = m.feed(s, 60, 5, 8, 9);"
+        "print(m.step_logits(s).shape[0], m.pitch_logits(s, 3).shape[0], m.duration_logits(s, 3, 60).shape[0],"
+        " m.velocity_logits(s, 3, 60, 8).shape[0])"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(path)], capture_output=True, text=True, check=True, cwd=tmp_path)
+    bins = Bins()
+    assert out.stdout.split() == [str(bins.n_step), "128", str(bins.n_duration), str(bins.n_velocity)]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"PK\x03\x04garbage"])
+def test_wrong_files_give_one_line_model_file_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError) as caught:
+        load(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_torchscript_file_that_is_not_improv_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(ModelFileError, match="not an improv model"):
+        load(path)
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load(tmp_path / "nope.pt")
+
+
+def test_heads_are_all_categorical(small_model: tuple[ImprovNet, Path]) -> None:
+    net, _ = small_model
+    tokens = torch.zeros(1, 3, 5, dtype=torch.long)
+    tokens[0, 0, 0] = START_PITCH
+    inputs, targets, _, _ = split_batch(tokens)
+    out = net(inputs, targets)
+    assert set(out) == set(HEADS)
+    bins = net.config.binning
+    assert [out[h].shape[-1] for h in HEADS] == [bins.n_step, 128, bins.n_duration, bins.n_velocity]
