@@ -1,0 +1,507 @@
+"""The real-time loop: player's notes in, the model's answers out.
+
+Data flow: the MIDI input callback stamps raw bytes and `push`es them onto a
+bounded queue; the engine thread drains it (controls, echo suppression,
+note tracking), feeds finished notes to the rolling seed one event at a time,
+decides when to answer, samples the answer a few notes ahead of time and
+hands the notes to the scheduler, which sends them when due. Commands from a
+UI arrive on a second queue; what the engine has to say goes out on an event
+queue. The engine does no file I/O and never waits for anyone but the clock.
+
+Tempo and dynamics are normalised on the way in and restored on the way
+out: the model was trained on notated music at fixed tempi and notated
+dynamics, so the player's steps are divided by a tempo factor (the player's
+median inter-onset interval over `REFERENCE_STEP_S`) before the model sees
+them, and the model's steps are multiplied by it; velocities likewise.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from . import sampling
+from .encoding import START_PITCH
+from .events import Event
+from .improviser import Constraints, Improviser
+from .model import LoadedModel
+from .scheduler import Scheduler, Sent
+from .tracker import NoteStarted, NoteTracker
+
+REFERENCE_STEP_S = 0.25  # a typical non-chord step of the training data at notated tempo
+REFERENCE_VELOCITY = 80
+CHORD_WINDOW_S = 0.035  # onsets closer than this are one chord
+MIN_DURATION_S = 0.03
+TEMPO_RANGE = (0.3, 3.5)
+MODES = ("call", "duet")
+REPLY_TAG = "reply"
+THRU_TAG = "thru"
+INPUT_QUEUE_SIZE = 8192
+
+
+@dataclass
+class EngineSettings:
+    mode: str = "call"
+    gap_s: float = 0.5
+    reply_notes: int = 16
+    reply_seconds: float | None = None
+    temperature: float = 1.0
+    top_p: float | None = None
+    out_channel: int = 0
+    thru: bool = False
+    seed_events: int = 64
+    random_seed: int | None = None
+    pitch_range: tuple[int, int] = (21, 108)
+    key: tuple[int, str] | None = None
+    max_polyphony: int = 6
+    echo_window_s: float = 0.03
+    max_hold_s: float = 10.0
+    lookahead_s: float = 0.05
+    duet_lookahead_s: float = 0.15
+    velocity_range: tuple[int, int] = (20, 120)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        sampling.check_temperature(self.temperature)
+
+
+# -- what the engine tells the outside world -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotePlayed:
+    """A note that sounded: the player's (when it ends) or improv's (when it starts)."""
+
+    who: str  # "player" or "improv"
+    pitch: int
+    velocity: int
+    start: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    notes: int
+    temperature: float
+    latency_ms: float  # from the end of the gap to the first note-on sent
+    step_ms: float  # mean model work per sampled event
+    surprise: float  # mean negative log-likelihood per event at T = 1 (nats)
+    entropy: float  # mean entropy per event at T = 1 (nats)
+    interrupted: bool
+    tempo_factor: float
+    pitches: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    temperature: float
+    mode: str
+    paused: bool
+    follow: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crashed:
+    error: str
+
+
+# -- the engine ----------------------------------------------------------------------
+
+
+@dataclass
+class _Reply:
+    gap_end: float
+    notes_left: int
+    deadline: float
+    cursor: float | None = None  # onset of the last scheduled note
+    first_sent: float | None = None
+    sampled: int = 0
+    nll: float = 0.0
+    entropy: float = 0.0
+    model_s: float = 0.0
+    winding_down: bool = False
+    pitches: list[int] = field(default_factory=list)
+
+
+class Engine:
+    """Owns the tracker, the rolling seed and the scheduler; runs in one thread."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        send: Callable[[Sequence[int]], None],
+        settings: EngineSettings | None = None,
+        controls: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.clock = clock
+        self.improviser = Improviser(model, self.settings.seed_events)
+        self.tracker = NoteTracker()
+        self.controls = controls
+        self.learner: Any = None
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._input: queue.Queue[tuple[Sequence[int], float]] = queue.Queue(INPUT_QUEUE_SIZE)
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.scheduler = Scheduler(send, self.settings.max_hold_s, self._note_sent)
+        self.rng = np.random.default_rng(self.settings.random_seed)
+        self.temperature = self.settings.temperature
+        self.mode = self.settings.mode
+        self.paused = False
+        self.follow = 0.0
+        self.constraints = Constraints(*self.settings.pitch_range, self.settings.key, self.settings.max_polyphony)
+        self._pitch_mask = self.constraints.pitch_mask()
+        self.dropped_input = 0
+        self.ignored_echoes = 0
+        self._pending: list[list[Any]] = []  # [start, pitch, velocity, end | None], onset order
+        self._last_onset: float | None = None  # real time of the last event the model saw
+        self._iois: deque[float] = deque(maxlen=16)
+        self._last_cluster_start: float | None = None
+        self._player_velocity = float(REFERENCE_VELOCITY)
+        self.tempo_factor = 1.0
+        self._phrase_new_notes = 0
+        self._reply: _Reply | None = None
+        self._sent_recently: dict[tuple[int, int], float] = {}  # (pitch, status kind) -> time sent
+        self._echo_held: set[int] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failed: BaseException | None = None
+
+    # -- called from other threads ------------------------------------------------
+
+    def push(self, data: Sequence[int], time_s: float) -> None:
+        """The MIDI input callback: enqueue and return at once."""
+        try:
+            self._input.put_nowait((data, time_s))
+        except queue.Full:
+            self.dropped_input += 1
+
+    def command(self, name: str, value: Any = None) -> None:
+        """Ask the engine thread to do something: temperature, mode, pause, panic, reset, ..."""
+        self._commands.put((name, value))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="improv-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the loop, then release every note (also when the thread is gone or stuck)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self.scheduler.panic()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                now = self.clock()
+                timeout = self._wait_time(now)
+                try:
+                    data, t = self._input.get(timeout=timeout) if timeout > 0 else self._input.get_nowait()
+                    self._handle_input(data, t)
+                except queue.Empty:
+                    pass
+                self.process(self.clock())
+        except BaseException as error:  # any failure: silence first, then tell
+            self.failed = error
+            self.scheduler.panic()
+            self.events.put(Crashed(f"{type(error).__name__}: {error}"))
+
+    def _wait_time(self, now: float) -> float:
+        deadlines = [now + 0.05]
+        due = self.scheduler.next_due()
+        if due is not None:
+            deadlines.append(due)
+        gap_end = self._gap_end()
+        if gap_end is not None:
+            deadlines.append(gap_end)
+        if self._reply is not None and self._reply.notes_left > 0:
+            return 0.0 if self._needs_sample(now) else min(deadlines) - now
+        return max(min(deadlines) - now, 0.0)
+
+    def process(self, now: float) -> None:
+        """One pass: drain input and commands, answer, sample ahead, send what is due."""
+        while True:
+            try:
+                data, t = self._input.get_nowait()
+            except queue.Empty:
+                break
+            self._handle_input(data, t)
+        while True:
+            try:
+                name, value = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            self._handle_command(name, value, now)
+        self.scheduler.run_due(now)
+        self._feed_ready(now)
+        gap_end = self._gap_end()
+        if gap_end is not None and now >= gap_end:
+            self._start_reply(gap_end, now)
+        if self.mode == "duet" and not self.paused:
+            self._duet(now)
+        self._continue_reply(now)
+        self.scheduler.run_due(self.clock())
+
+    # -- input ------------------------------------------------------------------------
+
+    def _handle_input(self, data: Sequence[int], t: float) -> None:
+        if self.learner is not None:
+            learned = self.learner.feed(data)
+            if learned is not None:
+                self.learner = None
+                self.events.put(Message(f"learned: {learned}"))
+                self.events.put(("learned", learned))
+                return
+        if self.controls is not None:
+            event = self.controls.match(data)
+            if event is not None:
+                self._apply_control(event.action, event.value, t)
+                return
+        if self._is_echo(data, t):
+            return
+        for out in self.tracker.feed_bytes(data, t):
+            if isinstance(out, NoteStarted):
+                self._player_note_started(out)
+            else:
+                self._player_note_ended(out)
+
+    def _is_echo(self, data: Sequence[int], t: float) -> bool:
+        """Our own output coming back through a loop: same key within the echo window."""
+        if len(data) < 3 or not self._sent_recently:
+            return False
+        kind = data[0] & 0xF0
+        if kind not in (0x80, 0x90) or (data[0] & 0x0F) != self.settings.out_channel:
+            return False
+        pitch = data[1]
+        is_on = kind == 0x90 and data[2] > 0
+        sent = self._sent_recently.get((pitch, is_on))
+        if sent is not None and abs(t - sent) <= self.settings.echo_window_s:
+            del self._sent_recently[(pitch, is_on)]
+            self.ignored_echoes += 1
+            if is_on:
+                self._echo_held.add(pitch)
+            else:
+                self._echo_held.discard(pitch)
+            return True
+        if not is_on and pitch in self._echo_held:  # the late note-off of an echoed note
+            self._echo_held.discard(pitch)
+            return True
+        return False
+
+    def _player_note_started(self, note: NoteStarted) -> None:
+        if self._reply is not None and self.mode == "call":
+            self._end_reply(interrupted=True)
+        self._pending.append([note.time, note.pitch, note.velocity, None])
+        self._phrase_new_notes += 1
+        self._player_velocity += 0.3 * (note.velocity - self._player_velocity)
+        if self._last_cluster_start is None or note.time - self._last_cluster_start > CHORD_WINDOW_S:
+            if self._last_cluster_start is not None:
+                ioi = note.time - self._last_cluster_start
+                if ioi < 2.0:  # a longer silence is a phrase boundary, not a tempo
+                    self._iois.append(ioi)
+                    self.tempo_factor = min(max(statistics.median(self._iois) / REFERENCE_STEP_S, TEMPO_RANGE[0]),
+                                            TEMPO_RANGE[1])
+            self._last_cluster_start = note.time
+        if self.settings.thru:
+            self.scheduler.note_on_now(self.clock(), note.pitch, note.velocity, self.settings.out_channel, THRU_TAG)
+            self._remember_sent(note.pitch, True, self.clock())
+
+    def _player_note_ended(self, note: Any) -> None:
+        for entry in self._pending:
+            if entry[1] == note.pitch and entry[3] is None and abs(entry[0] - note.start) < 1e-6:
+                entry[3] = note.start + note.duration
+                break
+        self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
+        if self.settings.thru:
+            self.scheduler.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
+            self._remember_sent(note.pitch, False, self.clock())
+
+    def _feed_ready(self, now: float, force: bool = False) -> None:
+        """Feed the model whole chords, in onset-then-pitch order, once their notes have ended.
+
+        A note held for long (or `force`) is fed with the time it has sounded so far.
+        """
+        while self._pending:
+            first = self._pending[0][0]
+            cluster = [e for e in self._pending if e[0] - first <= CHORD_WINDOW_S]
+            later = len(self._pending) > len(cluster)
+            if not force and any(e[3] is None for e in cluster) and not (later and now - first > 1.0):
+                return
+            del self._pending[: len(cluster)]
+            step = 0.0 if self._last_onset is None else max(first - self._last_onset, 0.0)
+            for i, (start, pitch, velocity, end) in enumerate(sorted(cluster, key=lambda e: e[1])):
+                duration = (end if end is not None else now) - start
+                self._observe(Event(
+                    pitch,
+                    (step if i == 0 else 0.0) / self.tempo_factor,
+                    duration / self.tempo_factor,
+                    self._normalised_velocity(velocity),
+                ))
+            self._last_onset = first
+
+    def _observe(self, event: Event) -> None:
+        self.improviser.observe(event)
+
+    def _normalised_velocity(self, velocity: int) -> int:
+        return int(min(max(round(velocity * REFERENCE_VELOCITY / max(self._player_velocity, 1.0)), 1), 127))
+
+    # -- replies ---------------------------------------------------------------------
+
+    def _gap_end(self) -> float | None:
+        if self.mode != "call" or self.paused or not self._phrase_new_notes or self._reply is not None:
+            return None
+        if self.tracker.sounding or self.tracker.last_activity_time is None:
+            return None
+        return self.tracker.last_activity_time + self.settings.gap_s
+
+    def _start_reply(self, gap_end: float, now: float, duet: bool = False) -> None:
+        self._feed_ready(now, force=not duet)
+        self._phrase_new_notes = 0
+        seconds = self.settings.reply_seconds
+        notes = self.settings.reply_notes if not duet else 1 << 30
+        self._reply = _Reply(gap_end, notes, now + seconds if seconds else math.inf)
+        self._continue_reply(now)
+
+    def _duet(self, now: float) -> None:
+        """Play along while the player plays; after the gap, finish with a normal reply's length."""
+        silent = (
+            not self.tracker.sounding
+            and self.tracker.last_activity_time is not None
+            and now - self.tracker.last_activity_time >= self.settings.gap_s
+        )
+        if self._reply is None:
+            if self._phrase_new_notes and not silent:
+                self._start_reply(now, now, duet=True)
+        elif silent and not self._reply.winding_down:
+            self._reply.winding_down = True
+            self._reply.notes_left = min(self._reply.notes_left, self.settings.reply_notes)
+
+    def _needs_sample(self, now: float) -> bool:
+        reply = self._reply
+        if reply is None or reply.notes_left <= 0:
+            return False
+        lookahead = self.settings.duet_lookahead_s if self.mode == "duet" else self.settings.lookahead_s
+        return reply.cursor is None or reply.cursor <= now + lookahead
+
+    def _continue_reply(self, now: float) -> None:
+        """Sample the reply a little ahead of time, one event per pass, so output stays punctual."""
+        reply = self._reply
+        if reply is None:
+            return
+        if self._needs_sample(now):
+            started = time.perf_counter()
+            sampled = self.improviser.sample(self.temperature, self.rng, self.constraints, self.settings.top_p)
+            reply.model_s += time.perf_counter() - started
+            event = sampled.event
+            if reply.cursor is None:
+                onset = now  # the first note answers at once: the gap already was the wait
+            else:
+                onset = max(reply.cursor + event.step * self.tempo_factor, now)
+                if self.mode == "duet" and self._last_onset is not None:
+                    onset = max(self._last_onset + event.step * self.tempo_factor, now)
+            duration = max(event.duration * self.tempo_factor, MIN_DURATION_S)
+            lo, hi = self.settings.velocity_range
+            velocity = int(min(max(round(event.velocity * self._player_velocity / REFERENCE_VELOCITY), lo), hi))
+            self.scheduler.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
+            reply.cursor = onset
+            self._last_onset = onset
+            reply.sampled += 1
+            reply.nll += sampled.nll
+            reply.entropy += sampled.entropy
+            reply.pitches.append(event.pitch)
+            reply.notes_left -= 1
+            if onset > reply.deadline:
+                reply.notes_left = 0
+        if reply.notes_left <= 0 and not self.scheduler.busy(REPLY_TAG):
+            self._end_reply(interrupted=False)
+
+    def _end_reply(self, interrupted: bool) -> None:
+        reply = self._reply
+        if reply is None:
+            return
+        self._reply = None
+        if interrupted:
+            self.scheduler.cancel(REPLY_TAG)
+        latency = (reply.first_sent - reply.gap_end) * 1000 if reply.first_sent is not None else math.nan
+        n = max(reply.sampled, 1)
+        self.events.put(ReplyDone(
+            reply.sampled, self.temperature, latency, reply.model_s / n * 1000, reply.nll / n, reply.entropy / n,
+            interrupted, self.tempo_factor, tuple(reply.pitches),
+        ))
+
+    def _note_sent(self, sent: Sent) -> None:
+        if sent.tag == REPLY_TAG:
+            if self._reply is not None and self._reply.first_sent is None:
+                self._reply.first_sent = sent.sent
+            self._remember_sent(sent.pitch, True, sent.sent)
+            self.events.put(NotePlayed("improv", sent.pitch, sent.velocity, sent.sent, sent.duration))
+
+    def _remember_sent(self, pitch: int, is_on: bool, t: float) -> None:
+        self._sent_recently[(pitch, is_on)] = t
+        if not is_on:
+            return
+        if len(self._sent_recently) > 256:  # forget what can no longer come back
+            horizon = t - 1.0
+            self._sent_recently = {k: v for k, v in self._sent_recently.items() if v >= horizon}
+
+    # -- controls and commands ---------------------------------------------------------
+
+    def _apply_control(self, action: str, value: Any, t: float) -> None:
+        self._handle_command(action, value, t)
+
+    def _handle_command(self, name: str, value: Any, now: float) -> None:
+        if name == "temperature":
+            self.temperature = sampling.check_temperature(value)
+        elif name == "temperature_step":
+            self.temperature = min(max(round(self.temperature + value, 2), 0.05), 5.0)
+        elif name == "mode":
+            self.mode = value if value in MODES else ("duet" if self.mode == "call" else "call")
+            if self._reply is not None:
+                self._end_reply(interrupted=True)
+        elif name == "pause":
+            self.paused = (not self.paused) if value is None else bool(value)
+            if self.paused and self._reply is not None:
+                self._end_reply(interrupted=True)
+        elif name == "panic":
+            self._end_reply(interrupted=True)
+            self.scheduler.panic()
+        elif name == "reset":
+            self._end_reply(interrupted=True)
+            self._pending.clear()
+            self.improviser.reset()
+            self._last_onset = None
+        elif name == "reply_length":
+            self.settings = replace(self.settings, reply_notes=int(value))
+        elif name == "follow":
+            self.follow = float(value)
+        elif name == "learn":
+            self.learner = value
+            return
+        elif name == "model":
+            self.improviser.set_model(value)
+        else:
+            self.events.put(Message(f"unknown command {name!r}"))
+            return
+        self.events.put(StateChanged(self.temperature, self.mode, self.paused, self.follow))

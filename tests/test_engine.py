@@ -1,0 +1,205 @@
+"""The engine on a fake clock: answers, interruptions, panic, echoes, tempo and dynamics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from improv.engine import Engine, EngineSettings, NotePlayed, ReplyDone
+from improv.model import ImprovNet, ModelConfig, export, load
+from improv.scheduler import Scheduler
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("m") / "tiny.pt"
+    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
+    return load(path)
+
+
+class Port:
+    """Records what the engine sends, with the fake time it was sent."""
+
+    def __init__(self, clock: "Clock") -> None:
+        self.clock = clock
+        self.sent: list[tuple[float, tuple[int, ...]]] = []
+
+    def send(self, data) -> None:
+        self.sent.append((self.clock.now, tuple(data)))
+
+    def note_ons(self) -> list[tuple[float, int]]:
+        return [(t, d[1]) for t, d in self.sent if d[0] & 0xF0 == 0x90 and d[2] > 0]
+
+    def balance(self) -> Counter:
+        """note-ons minus note-offs per pitch: all zero when nothing is left sounding."""
+        count: Counter = Counter()
+        for _, d in self.sent:
+            if d[0] & 0xF0 == 0x90 and d[2] > 0:
+                count[d[1]] += 1
+            elif d[0] & 0xF0 == 0x80 or (d[0] & 0xF0 == 0x90 and d[2] == 0):
+                count[d[1]] -= 1
+        return +count
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tiny_model, **settings) -> tuple[Engine, Port, Clock]:
+    clock = Clock()
+    port = Port(clock)
+    engine = Engine(tiny_model, port.send, EngineSettings(random_seed=7, **settings), clock=clock)
+    return engine, port, clock
+
+
+def play(engine: Engine, clock: Clock, notes: list[tuple[float, float, int, int]]) -> None:
+    """Play (start offset, duration, pitch, velocity) notes, running the engine every millisecond."""
+    start = clock.now
+    messages = []
+    for offset, duration, pitch, velocity in notes:
+        messages.append((start + offset, (0x90, pitch, velocity)))
+        messages.append((start + offset + duration, (0x80, pitch, 0)))
+    messages.sort()
+    for t, data in messages:
+        run_until(engine, clock, t)
+        engine.push(list(data), t)
+    run_until(engine, clock, messages[-1][0])
+
+
+def run_until(engine: Engine, clock: Clock, t: float, step: float = 0.001) -> None:
+    while clock.now < t:
+        clock.now = min(clock.now + step, t)
+        engine.process(clock.now)
+
+
+def events(engine: Engine) -> list:
+    out = []
+    while not engine.events.empty():
+        out.append(engine.events.get())
+    return out
+
+
+PHRASE = [(i * 0.25, 0.2, p, 90) for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62])]
+
+
+def test_a_phrase_then_the_gap_gets_an_answer(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.4, reply_notes=12)
+    play(engine, clock, PHRASE)
+    last_off = clock.now
+    run_until(engine, clock, last_off + 0.39)
+    assert port.note_ons() == []  # nothing before the gap
+    run_until(engine, clock, last_off + 15)
+    ons = port.note_ons()
+    assert len(ons) == 12
+    assert ons[0][0] == pytest.approx(last_off + 0.4, abs=0.0015)
+    assert all(21 <= p <= 108 for _, p in ons)
+    assert port.balance() == Counter()
+    done = [e for e in events(engine) if isinstance(e, ReplyDone)]
+    assert len(done) == 1 and done[0].notes == 12 and not done[0].interrupted
+
+
+def test_playing_during_the_reply_stops_it_and_releases_its_notes(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=64, max_polyphony=1)
+    play(engine, clock, PHRASE)
+    run_until(engine, clock, clock.now + 0.3 + 0.5)
+    assert port.note_ons(), "the reply should have started"
+    interrupt_at = clock.now
+    engine.push([0x90, 72, 100], interrupt_at)
+    run_until(engine, clock, interrupt_at + 0.002)
+    assert port.balance() == Counter()  # every reply note released at once
+    sent_before = len(port.note_ons())
+    run_until(engine, clock, interrupt_at + 3.0)
+    assert len(port.note_ons()) == sent_before  # and no more reply notes while the key is down
+    assert any(isinstance(e, ReplyDone) and e.interrupted for e in events(engine))
+
+
+def test_panic_command_silences_everything_and_sends_cc123(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=64)
+    play(engine, clock, PHRASE)
+    run_until(engine, clock, clock.now + 0.8)
+    engine.command("panic")
+    run_until(engine, clock, clock.now + 0.002)
+    assert port.balance() == Counter()
+    assert (0xB0, 123, 0) in [d for _, d in port.sent]
+
+
+def test_stop_releases_notes_that_are_sounding(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=64, thru=True)
+    engine.push([0x90, 60, 100], clock.now)
+    run_until(engine, clock, clock.now + 0.01)
+    assert port.balance() == Counter({60: 1})  # thru: the player's key is held
+    engine.stop()
+    assert port.balance() == Counter()
+
+
+def test_temperature_command_and_invalid_values(tiny_model) -> None:
+    engine, _, clock = make(tiny_model)
+    engine.command("temperature", 2.5)
+    engine.process(clock.now)
+    assert engine.temperature == 2.5
+    engine.command("temperature_step", -0.05)
+    engine.process(clock.now)
+    assert engine.temperature == pytest.approx(2.45)
+
+
+def test_echo_of_our_own_output_is_not_taken_as_the_player(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=4)
+    play(engine, clock, PHRASE)
+    run_until(engine, clock, clock.now + 0.31)
+    ons = port.note_ons()
+    assert ons
+    t, pitch = ons[0]
+    engine.push([0x90, pitch, 90], t + 0.005)  # the loop brings it back 5 ms later
+    run_until(engine, clock, clock.now + 0.01)
+    assert engine.ignored_echoes == 1
+    assert engine.tracker.keys_down == 0
+
+
+def test_malformed_messages_are_ignored(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3)
+    for data in ([], [0xF0, 1, 2], [0x90], [0x90, 200, 300], [0xFF] * 10, [0x80, 60], [0xE0, 0, 64]):
+        engine.push(data, clock.now)
+    run_until(engine, clock, clock.now + 1.0)
+    assert port.sent == []
+    assert engine.failed is None
+
+
+def test_scheduler_ends_a_sounding_key_before_striking_it_again() -> None:
+    sent: list[tuple[int, ...]] = []
+    scheduler = Scheduler(lambda d: sent.append(tuple(d)))
+    scheduler.note(0.0, 1.0, 60, 100)
+    scheduler.note(0.5, 1.0, 60, 90)
+    scheduler.run_due(0.0)
+    scheduler.run_due(0.5)
+    assert sent == [(0x90, 60, 100), (0x80, 60, 0), (0x90, 60, 90)]
+    scheduler.run_due(1.0)  # the first note's off must not cut the second
+    assert sent[-1] == (0x90, 60, 90)
+    scheduler.run_due(1.5)
+    assert sent[-1] == (0x80, 60, 0)
+
+
+def test_scheduler_watchdog_ends_notes_held_too_long() -> None:
+    sent: list[tuple[int, ...]] = []
+    scheduler = Scheduler(lambda d: sent.append(tuple(d)), max_hold_s=2.0)
+    scheduler.note(0.0, 100.0, 64, 100)
+    scheduler.run_due(0.0)
+    scheduler.run_due(2.5)
+    assert sent == [(0x90, 64, 100), (0x80, 64, 0)]
+
+
+def test_send_errors_do_not_stop_the_scheduler() -> None:
+    def broken(data) -> None:
+        raise OSError("port gone")
+
+    scheduler = Scheduler(broken)
+    scheduler.note(0.0, 0.1, 60, 100)
+    scheduler.run_due(1.0)
+    assert scheduler.send_errors == 2 and scheduler.sounding() == 0
