@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, models_cli, training_cli
+from . import __version__, live, models_cli, ports_cli, training_cli
 from .errors import ImprovError
 
 EXIT_USAGE = 2
@@ -20,20 +20,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="A real-time MIDI improvisation instrument: play a phrase, an LSTM answers.",
     )
     parser.add_argument("--version", action="version", version=f"improv {__version__}")
+    live.add_live_arguments(parser)
     parser.set_defaults(handler=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     training_cli.add_parser(subparsers)
     models_cli.add_generate_parser(subparsers)
+    ports_cli.add_parser(subparsers)
+    live.add_learn_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler | None = args.handler
-    if handler is None:
-        parser.print_help()
-        return 0
+    handler: Handler = args.handler or live.run_headless  # the terminal UI will be the default
     try:
         return handler(args)
     except ImprovError as error:

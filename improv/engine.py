@@ -116,6 +116,13 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedControl:
+    """MIDI learn found a control; the front end saves it (file I/O stays off the engine thread)."""
+
+    learned: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Crashed:
     error: str
 
@@ -271,13 +278,14 @@ class Engine:
             learned = self.learner.feed(data)
             if learned is not None:
                 self.learner = None
-                self.events.put(Message(f"learned: {learned}"))
-                self.events.put(("learned", learned))
+                self.controls = self.controls.with_mapping(*learned) if self.controls is not None else None
+                self.events.put(LearnedControl(learned))
                 return
         if self.controls is not None:
             event = self.controls.match(data)
             if event is not None:
-                self._apply_control(event.action, event.value, t)
+                if event.action is not None:  # None: a control's release, consumed
+                    self._handle_command(str(event.action), event.value, t)
                 return
         if self._is_echo(data, t):
             return
@@ -467,9 +475,6 @@ class Engine:
             self._sent_recently = {k: v for k, v in self._sent_recently.items() if v >= horizon}
 
     # -- controls and commands ---------------------------------------------------------
-
-    def _apply_control(self, action: str, value: Any, t: float) -> None:
-        self._handle_command(action, value, t)
 
     def _handle_command(self, name: str, value: Any, now: float) -> None:
         if name == "temperature":

@@ -1,0 +1,261 @@
+"""A live session: model + ports + engine + controls, and the headless front end.
+
+`LiveSession` wires the parts; whatever ends it (normal exit, Ctrl-C,
+SIGTERM, an exception in any thread) goes through `close`, which stops the
+engine and releases every note before the ports close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from . import controls as controls_mod
+from .engine import Crashed, Engine, EngineSettings, LearnedControl, Message, ReplyDone, StateChanged
+from .errors import ConfigError, ImprovError
+from .midi_io import MidiInput, MidiOutput, PortWatcher, open_input, open_output
+
+DEFAULT_GAP_MS = 500
+
+
+def add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the instrument itself (`improv [options]`)."""
+    g = parser.add_argument_group("live instrument")
+    g.add_argument("--headless", action="store_true", help="run without the terminal UI until Ctrl-C or SIGTERM")
+    g.add_argument("--api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default=None,
+                   help="MIDI API (default: $IMPROV_MIDI_API or the platform's own)")
+    g.add_argument("--in", dest="in_port", metavar="NAME", default=None,
+                   help="listen on an existing input port (case-insensitive substring); default: a virtual port improv:in")
+    g.add_argument("--out", dest="out_port", metavar="NAME", default=None,
+                   help="answer on an existing output port; default: a virtual port improv:out")
+    g.add_argument("--mode", choices=("call", "duet"), default=None, help="call: answer when you pause; duet: play along")
+    g.add_argument("--gap", type=float, metavar="MS", default=None, help=f"silence that ends your phrase (default {DEFAULT_GAP_MS})")
+    g.add_argument("--reply-notes", type=int, metavar="N", default=None, help="notes per reply (default 16)")
+    g.add_argument("--reply-seconds", type=float, metavar="S", default=None, help="longest reply in seconds")
+    g.add_argument("--temperature", type=float, metavar="T", default=None, help="sampling temperature at start (default 1.0)")
+    g.add_argument("--temp-cc", type=int, metavar="N", default=None, help="CC that sets the temperature (default 1, mod wheel)")
+    g.add_argument("--model", type=Path, metavar="FILE", default=None, help="model file (default: the shipped one)")
+    g.add_argument("--out-channel", type=int, metavar="N", default=1, help="MIDI channel 1-16 for the answers (default 1)")
+    g.add_argument("--thru", action="store_true", help="echo your notes to the output too")
+    g.add_argument("--random-seed", type=int, metavar="N", default=None, help="make the answers repeatable")
+    g.add_argument("--config", type=Path, metavar="FILE", default=None, help="config file (default: the user config)")
+    g.add_argument("--key", default=None, help="keep answers in a key, e.g. C:minor")
+    g.add_argument("--range", dest="pitch_range", default="21-108", help="lowest-highest answer pitch (default 21-108)")
+
+
+def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> EngineSettings:
+    """Command line over config file over defaults."""
+    from . import sampling
+
+    if not 1 <= args.out_channel <= 16:
+        raise ConfigError(f"--out-channel must be 1-16, got {args.out_channel}")
+    gap_ms = args.gap if args.gap is not None else config.gap_ms
+    if not gap_ms > 0:
+        raise ConfigError(f"--gap must be > 0 ms, got {gap_ms}")
+    reply_notes = args.reply_notes if args.reply_notes is not None else config.reply_notes
+    if reply_notes < 1:
+        raise ConfigError(f"--reply-notes must be >= 1, got {reply_notes}")
+    if args.reply_seconds is not None and not args.reply_seconds > 0:
+        raise ConfigError(f"--reply-seconds must be > 0, got {args.reply_seconds}")
+    temperature = sampling.check_temperature(args.temperature if args.temperature is not None else config.temperature)
+    return EngineSettings(
+        mode=args.mode or config.mode,
+        gap_s=gap_ms / 1000,
+        reply_notes=reply_notes,
+        reply_seconds=args.reply_seconds,
+        temperature=temperature,
+        out_channel=args.out_channel - 1,
+        thru=args.thru,
+        random_seed=args.random_seed,
+        pitch_range=sampling.parse_range(args.pitch_range),
+        key=sampling.parse_key(args.key) if args.key else None,
+    )
+
+
+def control_map_from(args: argparse.Namespace, config: controls_mod.Config) -> controls_mod.ControlMap:
+    mapping = config.control_map()
+    if getattr(args, "temp_cc", None) is not None:
+        number = controls_mod.check_cc_number(args.temp_cc, "--temp-cc")
+        mapping = mapping.with_mapping("temperature", controls_mod.Source.cc(number))
+    return mapping
+
+
+def api_from(args: argparse.Namespace) -> str | None:
+    return args.api or os.environ.get("IMPROV_MIDI_API") or None
+
+
+class LiveSession:
+    """Model, ports and engine of one run; `close` is safe to call from anywhere, more than once."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .models_cli import resolve_model
+
+        self.config_path = args.config
+        self.config = controls_mod.load_config(args.config)
+        settings = settings_from(args, self.config)
+        self.control_map = control_map_from(args, self.config)
+        model = resolve_model(args.model)
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self.output: MidiOutput | None = None
+        self.input: MidiInput | None = None
+        api = api_from(args)
+        self.output = open_output(args.out_port, api)
+        self.engine = Engine(model, self.output.send, settings, self.control_map)
+        try:
+            self.input = open_input(args.in_port, api, self.engine.push)
+        except BaseException:
+            self.output.close()
+            raise
+        self.messages: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.watcher = PortWatcher([self.input, self.output], self.messages.put)
+
+    def start(self) -> None:
+        self.engine.start()
+        self.watcher.start()
+
+    def save_learned(self, learned: controls_mod.Learned) -> Path:
+        """Apply a MIDI-learned mapping and keep it in the config file (never from the engine thread)."""
+        self.control_map = self.control_map.with_mapping(*learned)
+        self.config = self.config.with_mapping(*learned)  # the file keeps its own mappings, not command-line overrides
+        return controls_mod.save_config(self.config, self.config_path)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        self.watcher.stop()
+        self.engine.stop()  # releases every note
+        if self.input is not None:
+            self.input.close()
+        if self.output is not None:
+            self.output.close()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_exit_handlers(session: LiveSession) -> None:
+    """SIGTERM/SIGHUP end the run like Ctrl-C; an exception in any thread silences first."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_exit)
+    previous = threading.excepthook
+
+    def on_thread_error(info: threading.ExceptHookArgs) -> None:
+        session.engine.scheduler.panic()
+        previous(info)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.excepthook = on_thread_error
+
+
+@dataclass
+class HeadlessPrinter:
+    out: TextIO
+
+    def show(self, event: Any) -> None:
+        if isinstance(event, ReplyDone):
+            pitches = f"{min(event.pitches)}-{max(event.pitches)}" if event.pitches else "-"
+            cut = "  (interrupted)" if event.interrupted else ""
+            self.out.write(
+                f"reply {event.notes:3d} notes  T {event.temperature:.2f}  latency {event.latency_ms:.1f} ms  "
+                f"model {event.step_ms:.2f} ms/note  surprise {event.surprise:.2f} nats  "
+                f"tempo x{event.tempo_factor:.2f}  pitches {pitches}{cut}\n"
+            )
+        elif isinstance(event, StateChanged):
+            self.out.write(f"temperature {event.temperature:.2f}  mode {event.mode}{'  paused' if event.paused else ''}\n")
+        elif isinstance(event, Message):
+            self.out.write(f"{event.text}\n")
+        elif isinstance(event, Crashed):
+            self.out.write(f"engine stopped: {event.error}\n")
+        else:
+            return
+        self.out.flush()
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    session = LiveSession(args)
+    printer = HeadlessPrinter(sys.stdout)
+    try:
+        install_exit_handlers(session)
+        session.start()
+        print(
+            f"improv listening on {session.input.description}, answering on {session.output.description} "
+            f"(mode {session.engine.mode}, gap {session.engine.settings.gap_s * 1000:.0f} ms, "
+            f"T {session.engine.temperature:.2f}); Ctrl-C to stop",
+            flush=True,
+        )
+        while True:
+            try:
+                event = session.engine.events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            if event is not None:
+                if isinstance(event, LearnedControl):
+                    path = session.save_learned(event.learned)
+                    print(f"learned {event.learned}; saved to {path}", flush=True)
+                printer.show(event)
+                if isinstance(event, Crashed):
+                    return 1
+            while True:
+                try:
+                    print(session.messages.get_nowait(), flush=True)
+                except queue.Empty:
+                    break
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        session.close()
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    """`improv learn ACTION`: the next CC moved controls ACTION from now on (saved in the config)."""
+    session = LiveSession(args)
+    try:
+        install_exit_handlers(session)
+        session.start()
+        session.engine.command("learn", controls_mod.Learner(args.action))
+        print(f"move the control for {args.action} (listening on {session.input.description}); Ctrl-C to cancel",
+              flush=True)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            try:
+                event = session.engine.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if isinstance(event, LearnedControl):
+                path = session.save_learned(event.learned)
+                print(f"learned {event.learned}; saved to {path}", flush=True)
+                return 0
+        raise ImprovError(f"no control moved within {args.timeout:g} s; nothing saved")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        session.close()
+
+
+def add_learn_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("learn", help="map the next knob or button you move to an action",
+                              description="Wait for the next CC moved and map it to ACTION (saved in the config).")
+    p.add_argument("action", choices=[a.value for a in controls_mod.Action])
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default: %(default)s)")
+    add_live_arguments(p)
+    p.set_defaults(handler=run_learn)
