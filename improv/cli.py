@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     training_cli.add_parser(subparsers)
     models_cli.add_generate_parser(subparsers)
+    models_cli.add_evaluate_parser(subparsers)
     ports_cli.add_parser(subparsers)
     live.add_learn_parser(subparsers)
     return parser

@@ -151,7 +151,7 @@ class Engine:
     def __init__(
         self,
         model: LoadedModel,
-        send: Callable[[Sequence[int]], None],
+        send: Callable[[Sequence[int]], object],
         settings: EngineSettings | None = None,
         controls: Any = None,
         clock: Callable[[], float] = time.monotonic,

@@ -22,7 +22,7 @@ NOTE_OFF = 0x80
 CONTROL_CHANGE = 0xB0
 ALL_NOTES_OFF = 123
 
-Send = Callable[[Sequence[int]], None]
+Send = Callable[[Sequence[int]], object]
 
 
 @dataclass(order=True, slots=True)

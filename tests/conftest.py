@@ -1,0 +1,44 @@
+"""Shared fixtures. One section per concern; add new ones under their own heading."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from improv.jack_server import JackServer, jack_available, missing_jack_tools
+
+
+def in_ci() -> bool:
+    """CI=<anything but empty, 0 or false> means: never skip, fail loudly."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+# --- JACK: real MIDI ---------------------------------------------------------
+#
+# Tests marked `jack` (or using `jack_server`) talk MIDI through a private JACK
+# server with the dummy driver. Without jackd they are skipped locally; in CI
+# they run anyway and fail, so a broken CI image cannot pass silently.
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.jack)
+    if jack_available() or in_ci():
+        return
+    missing = ", ".join(missing_jack_tools()) or "rtmidi's JACK API"
+    skip = pytest.mark.skip(
+        reason=f"JACK MIDI tests need {missing}; install Debian's jackd2 (set CI=1 to fail instead)"
+    )
+    for item in items:
+        if "jack" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[JackServer]:
+    """One JACK server for the session; JACK_DEFAULT_SERVER points at it meanwhile."""
+    with JackServer() as server:
+        yield server
