@@ -28,8 +28,8 @@ from .model import HEADS, ImprovNet, ModelConfig, export
 class TrainSettings:
     minutes: float = 55.0
     epochs: int = 200
-    batch: int = 64
-    length: int = 128
+    batch: int = 32
+    length: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
     patience: int = 4

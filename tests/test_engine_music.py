@@ -1,0 +1,64 @@
+"""What a player hears with the shipped model: tempo and dynamics follow the player."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from improv.engine import CHORD_WINDOW_S, Engine, EngineSettings
+from improv.model import load
+from improv.resources import default_model_path
+from test_engine import Clock, Port, play, run_until
+
+# A phrase in eighth notes, with one quarter: its median inter-onset interval is one eighth.
+MELODY = [(0, 60), (1, 62), (2, 64), (3, 65), (4, 67), (6, 65), (7, 64), (8, 62), (9, 60), (10, 62), (11, 64)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load(default_model_path())
+
+
+def onset_iois(onsets: list[float]) -> list[float]:
+    """Intervals between successive distinct onsets (chord tones count once)."""
+    distinct = []
+    for t in sorted(onsets):
+        if not distinct or t - distinct[-1] > CHORD_WINDOW_S:
+            distinct.append(t)
+    return [b - a for a, b in zip(distinct, distinct[1:])]
+
+
+def replies_at(model, bpm: float, velocity: int = 90, phrases: int = 4, seed: int = 0) -> tuple[list[float], list[int]]:
+    """Play MELODY `phrases` times at `bpm`; the reply IOIs and velocities."""
+    eighth = 60.0 / bpm / 2
+    clock = Clock()
+    port = Port(clock)
+    engine = Engine(model, port.send, EngineSettings(random_seed=seed, gap_s=0.5, reply_notes=16), clock=clock)
+    iois: list[float] = []
+    velocities: list[int] = []
+    for _ in range(phrases):
+        play(engine, clock, [(i * eighth, eighth * 0.8, p, velocity) for i, p in MELODY])
+        before = len(port.note_ons())
+        run_until(engine, clock, clock.now + 0.5 + 20, step=0.002)
+        reply = [(t, d) for t, d in port.sent[:] if d[0] & 0xF0 == 0x90 and d[2] > 0][before:]
+        iois += onset_iois([t for t, _ in reply])
+        velocities += [d[2] for _, d in reply]
+        run_until(engine, clock, clock.now + 1.0, step=0.01)
+    return iois, velocities
+
+
+@pytest.mark.parametrize("bpm", [70, 160])
+def test_tempo_follows_the_player(model, bpm: float) -> None:
+    phrase_ioi = 60.0 / bpm / 2
+    iois, _ = replies_at(model, bpm)
+    assert len(iois) >= 20
+    ratio = statistics.median(iois) / phrase_ioi
+    assert 0.75 <= ratio <= 1.25, f"reply median IOI {statistics.median(iois):.3f} s vs phrase {phrase_ioi:.3f} s"
+
+
+def test_velocity_follows_the_player(model) -> None:
+    _, soft = replies_at(model, 120, velocity=40, phrases=2)
+    _, loud = replies_at(model, 120, velocity=115, phrases=2)
+    assert statistics.mean(loud) > statistics.mean(soft) + 25
+    assert all(20 <= v <= 120 for v in soft + loud)
