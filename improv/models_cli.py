@@ -1,4 +1,4 @@
-"""`improv generate` (and later evaluate): offline use of a model file."""
+"""`improv generate` and `improv evaluate`: offline use of a model file."""
 
 from __future__ import annotations
 
@@ -60,3 +60,25 @@ def run_generate(args: argparse.Namespace) -> int:
     write_midi({"primer": primer, "continuation": notes}, args.out)
     print(f"wrote {args.out}: {len(primer)} primer notes, {len(notes)} new notes", file=sys.stderr)
     return 0
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="NLL per head against baselines, and sampled-music statistics", description=(
+        "Negative log-likelihood (nats/event) per head of the model, a unigram and a Markov baseline and, once "
+        "trained, a study-style model, on the held-out works of the default corpus or on the given MIDI files; "
+        "plus statistics of sampled continuations against the real ones. Slow parts are cached."))
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=".mid/.midi files or folders to evaluate on")
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--baseline-data", type=Path, action="append", metavar="PATH",
+                   help="fit the baselines on these MIDI files or folders instead of the default training works")
+    p.add_argument("--primers", type=int, default=32, help="held-out excerpts to continue (0: no sample statistics)")
+    p.add_argument("--notes", type=int, default=64, help="notes per sampled continuation (default: %(default)s)")
+    p.add_argument("--random-seed", type=int, default=0)
+    p.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run
+
+    return run(args)
