@@ -123,7 +123,7 @@ def test_cached_study_model_is_reported_with_pitch_only(
 def test_study_model_trains_saves_and_loads(tmp_path: Path) -> None:
     seqs = [to_sequence("a", phrase(60, 6)), to_sequence("b", phrase(64, 6))]
     config = study.StudyConfig(hidden=16, layers=1, embed=8, head_hidden=8, dropout=0.0)
-    path = study.train_study_model(seqs, seqs, minutes=0.5, config=config, out_path=tmp_path / "s.pt",
+    path = study.train_study_model(seqs, seqs, minutes=10, config=config, out_path=tmp_path / "s.pt",
                                    batch=4, length=16, epochs=40)
     net, summary = study.load(path)
     assert summary["epochs_run"] == 40 and summary["best_epoch"] >= 1
