@@ -31,10 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_tui(args: argparse.Namespace) -> int:
+    from .tui import run_tui  # imports Textual only when the screen is wanted
+
+    return run_tui(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler = args.handler or live.run_headless  # the terminal UI will be the default
+    handler: Handler = args.handler or (live.run_headless if args.headless else _run_tui)
     try:
         return handler(args)
     except ImprovError as error:

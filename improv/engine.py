@@ -32,7 +32,7 @@ import numpy as np
 from . import sampling
 from .encoding import START_PITCH
 from .events import Event
-from .improviser import Constraints, Improviser
+from .improviser import Constraints, Improviser, SeedSnapshot, estimate_key
 from .model import LoadedModel
 from .scheduler import Scheduler, Sent
 from .tracker import NoteStarted, NoteTracker
@@ -46,6 +46,9 @@ MODES = ("call", "duet")
 REPLY_TAG = "reply"
 THRU_TAG = "thru"
 INPUT_QUEUE_SIZE = 8192
+KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
+KEY_LOCK_MIN_NOTES = 3
+LATE_NOTE_S = 0.010  # an answer note sent later than this after its time counts in `late_notes`
 
 
 @dataclass
@@ -100,6 +103,7 @@ class ReplyDone:
     interrupted: bool
     tempo_factor: float
     pitches: tuple[int, ...]
+    rerolled: bool = False  # a re-roll: started by the command, not after a gap (its latency means nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,16 @@ class StateChanged:
     mode: str
     paused: bool
     follow: float = 0.0
+    key: tuple[int, str] | None = None  # (root pitch class, mode) the answers keep to, or None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerNoteOn:
+    """The player struck a key (its `NotePlayed` follows when it ends): for showing held notes."""
+
+    pitch: int
+    velocity: int
+    start: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +157,7 @@ class _Reply:
     model_s: float = 0.0
     winding_down: bool = False
     pitches: list[int] = field(default_factory=list)
+    rerolled: bool = False
 
 
 class Engine:
@@ -174,6 +189,7 @@ class Engine:
         self.constraints = Constraints(*self.settings.pitch_range, self.settings.key, self.settings.max_polyphony)
         self._pitch_mask = self.constraints.pitch_mask()
         self.dropped_input = 0
+        self.late_notes = 0  # answer notes sent more than LATE_NOTE_S after their time
         self.ignored_echoes = 0
         self._pending: list[list[Any]] = []  # [start, pitch, velocity, end | None], onset order
         self._last_onset: float | None = None  # real time of the last event the model saw
@@ -183,6 +199,8 @@ class Engine:
         self.tempo_factor = 1.0
         self._phrase_new_notes = 0
         self._reply: _Reply | None = None
+        self._reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
+        self._recent_player: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
         self._sent_recently: dict[tuple[int, int], float] = {}  # (pitch, status kind) -> time sent
         self._echo_held: set[int] = set()
         self._stop = threading.Event()
@@ -322,6 +340,7 @@ class Engine:
         if self._reply is not None and self.mode == "call":
             self._end_reply(interrupted=True)
         self._pending.append([note.time, note.pitch, note.velocity, None])
+        self.events.put(PlayerNoteOn(note.pitch, note.velocity, note.time))
         self._phrase_new_notes += 1
         self._player_velocity += 0.3 * (note.velocity - self._player_velocity)
         if self._last_cluster_start is None or note.time - self._last_cluster_start > CHORD_WINDOW_S:
@@ -341,6 +360,7 @@ class Engine:
             if entry[1] == note.pitch and entry[3] is None and abs(entry[0] - note.start) < 1e-6:
                 entry[3] = note.start + note.duration
                 break
+        self._recent_player.append((note.pitch, note.duration))
         self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
         if self.settings.thru:
             self.scheduler.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
@@ -387,6 +407,7 @@ class Engine:
     def _start_reply(self, gap_end: float, now: float, duet: bool = False) -> None:
         self._feed_ready(now, force=not duet)
         self._phrase_new_notes = 0
+        self._reply_start = (self.improviser.snapshot(), self._last_onset)
         seconds = self.settings.reply_seconds
         notes = self.settings.reply_notes if not duet else 1 << 30
         self._reply = _Reply(gap_end, notes, now + seconds if seconds else math.inf)
@@ -456,11 +477,13 @@ class Engine:
         n = max(reply.sampled, 1)
         self.events.put(ReplyDone(
             reply.sampled, self.temperature, latency, reply.model_s / n * 1000, reply.nll / n, reply.entropy / n,
-            interrupted, self.tempo_factor, tuple(reply.pitches),
+            interrupted, self.tempo_factor, tuple(reply.pitches), reply.rerolled,
         ))
 
     def _note_sent(self, sent: Sent) -> None:
         if sent.tag == REPLY_TAG:
+            if sent.sent - sent.scheduled > LATE_NOTE_S:
+                self.late_notes += 1
             if self._reply is not None and self._reply.first_sent is None:
                 self._reply.first_sent = sent.sent
             self._remember_sent(sent.pitch, True, sent.sent)
@@ -497,6 +520,7 @@ class Engine:
             self._pending.clear()
             self.improviser.reset()
             self._last_onset = None
+            self._reply_start = None
         elif name == "reply_length":
             self.settings = replace(self.settings, reply_notes=int(value))
         elif name == "follow":
@@ -506,7 +530,59 @@ class Engine:
             return
         elif name == "model":
             self.improviser.set_model(value)
+            self._reply_start = None  # a state of the old model cannot be restored into the new one
+        elif name == "reroll":
+            if not self._reroll(now):
+                return
+        elif name == "key_lock":
+            if not self._set_key(value):
+                return
         else:
             self.events.put(Message(f"unknown command {name!r}"))
             return
-        self.events.put(StateChanged(self.temperature, self.mode, self.paused, self.follow))
+        self.events.put(StateChanged(self.temperature, self.mode, self.paused, self.follow, self.constraints.key))
+
+    def _reroll(self, now: float) -> bool:
+        """Play the last reply again, resampled from the seed state it started from."""
+        if self._reply_start is None:
+            self.events.put(Message("nothing to re-roll yet: play a phrase and let improv answer"))
+            return False
+        self._end_reply(interrupted=True)
+        snapshot, last_onset = self._reply_start
+        self.improviser.restore(snapshot)
+        self._last_onset = last_onset
+        self._phrase_new_notes = 0
+        seconds = self.settings.reply_seconds
+        self._reply = _Reply(now, self.settings.reply_notes, now + seconds if seconds else math.inf, rerolled=True)
+        self._continue_reply(now)
+        return True
+
+    def _set_key(self, value: Any) -> bool:
+        """`key_lock`: None toggles (lock to the key of the player's last notes, or unlock);
+        False unlocks; (root, mode) locks to that key."""
+        if value is None:
+            if self.constraints.key is not None:
+                key = None
+            else:
+                key = estimate_key(self._recent_player) if len(self._recent_player) >= KEY_LOCK_MIN_NOTES else None
+                if key is None:
+                    self.events.put(Message(f"play at least {KEY_LOCK_MIN_NOTES} notes first: the key comes from them"))
+                    return False
+        elif value is False:
+            key = None
+        else:
+            key = (int(value[0]) % 12, str(value[1]))
+        constraints = replace(self.constraints, key=key)
+        try:
+            mask = constraints.pitch_mask()
+        except ValueError as error:  # a key with no pitch in the range
+            self.events.put(Message(str(error)))
+            return False
+        self.constraints = constraints
+        self._pitch_mask = mask
+        if key is None:
+            self.events.put(Message("key unlocked: answers may use any pitch"))
+        else:
+            self.events.put(Message(f"key locked to {sampling.format_key(*key)}"
+                                    + (f" from your last {len(self._recent_player)} notes" if value is None else "")))
+        return True

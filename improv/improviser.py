@@ -10,6 +10,7 @@ change).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,43 @@ class Constraints:
             return None
         root, mode = self.key if self.key else (None, None)
         return sampling.pitch_mask(self.pitch_lo, self.pitch_hi, root, mode)
+
+
+# Krumhansl-Kessler key profiles: how well each pitch class above the tonic fits a key.
+_MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+_MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+MIN_KEY_WEIGHT_S = 0.1  # a very short note still counts this much
+
+
+def estimate_key(notes: Iterable[tuple[int, float]]) -> tuple[int, str] | None:
+    """The major or minor key that best fits (pitch, duration in s) notes, as (root pitch class, mode).
+
+    Krumhansl-Schmuckler: correlate the duration-weighted pitch-class histogram
+    with each of the 24 rotated key profiles. None when there are no notes or
+    all pitch classes weigh the same (no key to prefer).
+    """
+    histogram = np.zeros(12)
+    for pitch, duration in notes:
+        histogram[pitch % 12] += max(duration, MIN_KEY_WEIGHT_S)
+    if not histogram.any() or np.all(histogram == histogram[0]):
+        return None
+    best: tuple[float, int, str] | None = None
+    for mode, profile in (("major", _MAJOR_PROFILE), ("minor", _MINOR_PROFILE)):
+        for root in range(12):
+            score = float(np.corrcoef(histogram, np.roll(profile, root))[0, 1])
+            if best is None or score > best[0]:
+                best = (score, root, mode)
+    assert best is not None
+    return best[1], best[2]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedSnapshot:
+    """Everything `Improviser.restore` needs to sample again from the same point."""
+
+    state: torch.Tensor
+    seed: tuple[tuple[int, int, int, int], ...]
+    chord: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +108,16 @@ class Improviser:
         self.seed.clear()
         self._chord = []
         self.state = self._fresh_state()
+
+    def snapshot(self) -> SeedSnapshot:
+        """The current state and seed, to `restore` later (a re-roll resamples from here)."""
+        return SeedSnapshot(self.state.clone(), tuple(self.seed), tuple(self._chord))
+
+    def restore(self, snapshot: SeedSnapshot) -> None:
+        """Go back to a `snapshot`: what was observed since is forgotten."""
+        self.state = snapshot.state.clone()
+        self.seed = deque(snapshot.seed, maxlen=self.seed.maxlen)
+        self._chord = list(snapshot.chord)
 
     def rebuild(self) -> None:
         """Recompute the state from the kept seed (after a reset of the state or a model change)."""

@@ -10,21 +10,25 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from . import controls as controls_mod
 from .engine import Crashed, Engine, EngineSettings, LearnedControl, Message, ReplyDone, StateChanged
-from .errors import ConfigError, ImprovError
-from .midi_io import MidiInput, MidiOutput, PortWatcher, open_input, open_output
+from .errors import ConfigError, ImprovError, PortError
+from .midi_io import DEFAULT_CLIENT, MidiInput, MidiOutput, PortWatcher, Watchable, list_ports, open_input, open_output
 
 DEFAULT_GAP_MS = 500
+ALL_NOTES_OFF = 123
+_Port = TypeVar("_Port", MidiInput, MidiOutput)
 
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,9 +98,15 @@ def api_from(args: argparse.Namespace) -> str | None:
 
 
 class LiveSession:
-    """Model, ports and engine of one run; `close` is safe to call from anywhere, more than once."""
+    """Model, ports and engine of one run; `close` is safe to call from anywhere, more than once.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    With `ports_optional` (the terminal UI), a port that cannot be opened is
+    left out and its one-line reason kept in `problems`; the engine runs
+    without it (what it sends is counted in `unsent`) until `switch_input` /
+    `switch_output` opens one.
+    """
+
+    def __init__(self, args: argparse.Namespace, *, ports_optional: bool = False) -> None:
         from .models_cli import resolve_model
 
         self.config_path = args.config
@@ -108,16 +118,81 @@ class LiveSession:
         self._lock = threading.Lock()
         self.output: MidiOutput | None = None
         self.input: MidiInput | None = None
-        api = api_from(args)
-        self.output = open_output(args.out_port, api)
-        self.engine = Engine(model, self.output.send, settings, self.control_map)
+        self.problems: list[str] = []
+        self.unsent = 0
+        self.api = api_from(args)
+        self.output = self._open_port(lambda: open_output(args.out_port, self.api), "output", ports_optional)
+        self.engine = Engine(model, self._send, settings, self.control_map)
         try:
-            self.input = open_input(args.in_port, api, self.engine.push)
+            self.input = self._open_port(lambda: open_input(args.in_port, self.api, self.engine.push), "input",
+                                         ports_optional)
         except BaseException:
-            self.output.close()
+            if self.output is not None:
+                self.output.close()
             raise
         self.messages: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.watcher = PortWatcher([self.input, self.output], self.messages.put)
+        self.watcher = PortWatcher(self._ports(), self.messages.put)
+
+    def _open_port(self, opener: Callable[[], _Port], kind: str, optional: bool) -> _Port | None:
+        try:
+            return opener()
+        except PortError as error:
+            if not optional:
+                raise
+            self.problems.append(f"no MIDI {kind}: {error}")
+            return None
+
+    def _ports(self) -> list[Watchable]:
+        return [port for port in (self.input, self.output) if port is not None]
+
+    def _send(self, data: Sequence[int]) -> bool:
+        output = self.output
+        if output is None:
+            self.unsent += 1
+            return False
+        return output.send(data)
+
+    def list_ports(self, api: str | None = None) -> tuple[list[str], list[str]]:
+        """(inputs, outputs) of other programs that `switch_input`/`switch_output` can open; PortError if
+        the MIDI API is not usable."""
+        inputs, outputs = list_ports(api if api is not None else self.api)
+        own = re.compile(rf"^{re.escape(DEFAULT_CLIENT)}(-\d+)?:")
+        return [p for p in inputs if not own.match(p)], [p for p in outputs if not own.match(p)]
+
+    def switch_input(self, spec: str | None, api: str | None = None) -> str:
+        """Listen on the port `spec` names (None: a virtual port) from now on; the old input closes.
+
+        Raises PortError (and keeps the old input) if the new one cannot open.
+        Keys held on the old input are released in the engine, so no phrase waits forever for them.
+        """
+        api = self.api if api is None else api
+        new = open_input(spec, api, self.engine.push)
+        with self._lock:
+            old, self.input = self.input, new
+            self.api = api
+        self.watcher.ports = self._ports()
+        if old is not None:
+            old.close()
+            now = time.monotonic()
+            for channel in range(16):
+                self.engine.push([0xB0 | channel, ALL_NOTES_OFF, 0], now)
+        return new.description
+
+    def switch_output(self, spec: str | None, api: str | None = None) -> str:
+        """Answer on the port `spec` names (None: a virtual port) from now on; the old output is silenced
+        and closed. Raises PortError (and keeps the old output) if the new one cannot open."""
+        api = self.api if api is None else api
+        new = open_output(spec, api)
+        self.engine.scheduler.panic()
+        with self._lock:
+            old, self.output = self.output, new
+            self.api = api
+        self.watcher.ports = self._ports()
+        if old is not None:
+            for channel in range(16):  # a note the engine struck between the panic and the swap
+                old.send([0xB0 | channel, ALL_NOTES_OFF, 0])
+            old.close()
+        return new.description
 
     def start(self) -> None:
         self.engine.start()

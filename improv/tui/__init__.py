@@ -1,0 +1,28 @@
+"""The terminal UI: `improv` with no command opens it around a live session.
+
+`run_tui` builds the session (model, ports, engine), runs the Textual app
+(`improv.tui.app.ImprovApp`) and closes the session however the app ends,
+so no note is left sounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["run_tui"]
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Open the screen; a port that cannot open is shown on it (with the port picker) instead of failing."""
+    from ..live import LiveSession, install_exit_handlers
+    from .app import ImprovApp
+
+    session = LiveSession(args, ports_optional=True)
+    try:
+        install_exit_handlers(session)
+        session.start()
+        app = ImprovApp(session, handle_signals=True)
+        code = app.run()
+        return code if isinstance(code, int) else (app.return_code or 0)
+    finally:
+        session.close()
