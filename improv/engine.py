@@ -68,6 +68,7 @@ class EngineSettings:
     max_polyphony: int = 6
     echo_window_s: float = 0.03
     max_hold_s: float = 10.0
+    stale_key_s: float = 8.0  # a player's key down this long without its note-off is taken as released
     lookahead_s: float = 0.05
     duet_lookahead_s: float = 0.15
     velocity_range: tuple[int, int] = (20, 120)
@@ -198,6 +199,7 @@ class Engine:
         self._player_velocity = float(REFERENCE_VELOCITY)
         self.tempo_factor = 1.0
         self._phrase_new_notes = 0
+        self._next_stale_check = 0.0
         self._reply: _Reply | None = None
         self._reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
         self._recent_player: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
@@ -280,6 +282,10 @@ class Engine:
                 break
             self._handle_command(name, value, now)
         self.scheduler.run_due(now)
+        if self.tracker.sounding and now >= self._next_stale_check:
+            self._next_stale_check = now + 0.5
+            for note in self.tracker.expire(now, self.settings.stale_key_s):
+                self._player_note_ended(note)
         self._feed_ready(now)
         gap_end = self._gap_end()
         if gap_end is not None and now >= gap_end:

@@ -215,6 +215,26 @@ class NoteTracker:
                 ended.append(self._end(channel, pitch, time))
         return tuple(sort_notes(ended))
 
+    def expire(self, time: float, max_age_s: float) -> tuple[Note, ...]:
+        """End notes that started more than `max_age_s` before `time`.
+
+        A key "held" that long is almost always a lost note-off (a cable
+        pulled, garbage on the line); ending it lets the engine hear the end
+        of the phrase again. The pedal state is kept.
+        """
+        if not self._sounding:
+            return ()
+        ended: list[Note] = []
+        horizon = time - max_age_s
+        for channel, pitches in enumerate(self._sounding_by_channel):
+            for pitch in list(pitches):
+                key = channel * _PITCHES + pitch
+                if self._start[key] < horizon:
+                    if self._state[key] == _HELD:
+                        self._keys_down -= 1
+                    ended.append(self._end(channel, pitch, time))
+        return tuple(sort_notes(ended))
+
     def reset(self) -> None:
         """Forget everything: notes, pedals, activity. Emits nothing."""
         self._state[:] = bytes(len(self._state))

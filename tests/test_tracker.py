@@ -410,3 +410,17 @@ def test_ten_thousand_random_messages_never_raise_and_pair_up() -> None:
     assert (tracker.sounding, tracker.keys_down) == (0, 0)
     assert started == finished > 500, "the fuzz should exercise many notes"
     assert rejected > 2000, "the fuzz should include many messages mido rejects"
+
+
+def test_expire_ends_only_notes_older_than_the_limit() -> None:
+    tracker = NoteTracker()
+    tracker.feed_bytes([0x90, 60, 100], 0.0)
+    tracker.feed_bytes([0xB0, 64, 127], 1.0)
+    tracker.feed_bytes([0x90, 64, 90], 5.0)
+    tracker.feed_bytes([0x80, 64, 0], 6.0)  # sustained by the pedal
+    assert tracker.expire(7.0, 8.0) == ()
+    ended = tracker.expire(9.0, 8.0)
+    assert [(n.pitch, n.duration) for n in ended] == [(60, 9.0)]
+    assert tracker.keys_down == 0 and tracker.sounding == 1 and tracker.pedal_down(0)
+    assert [n.pitch for n in tracker.expire(14.0, 8.0)] == [64]
+    assert tracker.sounding == 0
