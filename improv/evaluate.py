@@ -288,17 +288,9 @@ def file_digest(path: Path) -> str:
 
 def network_from_loaded(model: Any) -> Any:
     """The trainable `ImprovNet` behind a loaded model file, for batched teacher-forced scoring."""
-    from .model import ImprovNet, ModelConfig
+    from .model import network_from
 
-    net = ImprovNet(ModelConfig(**model.config))
-    state = {}
-    for key, value in model.module.state_dict().items():
-        if key.startswith("cells."):
-            _, layer, name = key.split(".")
-            key = f"lstm.{name}_l{layer}"
-        state[key] = value
-    net.load_state_dict(state)
-    return net.eval()
+    return network_from(model)
 
 
 def model_nll(model: Any, sequences: Sequence[EventArrays]) -> dict[str, float]:

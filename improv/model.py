@@ -36,10 +36,19 @@ class ModelConfig:
     head_hidden: int = 256
     dropout: float = 0.3
     bins: dict = field(default_factory=lambda: Bins().to_dict())
+    # Transposition-invariant pitch: the interval from the previous pitch as an input, and a
+    # second pitch output over intervals added to the absolute one (as a Markov mix of absolute
+    # and interval contexts does). Off for models trained before it existed.
+    relative_pitch: bool = False
 
     @property
     def binning(self) -> Bins:
         return Bins.from_dict(self.bins)
+
+
+INTERVAL_RANGE = 24  # input intervals are clipped to +-2 octaves
+N_INTERVAL_IN = 2 * INTERVAL_RANGE + 2  # ... plus one index for "no previous pitch"
+N_INTERVAL_OUT = 2 * (N_PITCH - 1) + 1  # every interval between two MIDI pitches
 
 
 class _Head(nn.Module):
@@ -49,6 +58,19 @@ class _Head(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        return self.net[2](self.net[1](self.net[0](x)))
+
+    def out(self, hidden: Tensor) -> Tensor:
+        return self.net[3](hidden)
+
+
+def interval_index(pitch: Tensor, previous: Tensor) -> Tensor:
+    """Input index of the interval previous -> pitch (clipped); start tokens get their own index."""
+    clipped = (pitch - previous).clamp(-INTERVAL_RANGE, INTERVAL_RANGE) + INTERVAL_RANGE
+    none = (pitch == START_PITCH) | (previous == START_PITCH)
+    return torch.where(none, torch.full_like(clipped, N_INTERVAL_IN - 1), clipped)
 
 
 class ImprovNet(nn.Module):
@@ -75,9 +97,20 @@ class ImprovNet(nn.Module):
         self.pitch_head = _Head(h, hh, N_PITCH, d)
         self.duration_head = _Head(h, hh, bins.n_duration, d)
         self.velocity_head = _Head(h, hh, bins.n_velocity, d)
+        self.interval_in = nn.Embedding(N_INTERVAL_IN, e)
+        self.pitch_interval_out = nn.Linear(hh, N_INTERVAL_OUT)
+        if not config.relative_pitch:  # present but zero, so one code path serves both kinds
+            for parameter in (*self.interval_in.parameters(), *self.pitch_interval_out.parameters()):
+                nn.init.zeros_(parameter)
+                parameter.requires_grad_(False)
+        self.register_buffer("_pitches", torch.arange(N_PITCH), persistent=False)
 
     def embed(self, pitch: Tensor, step: Tensor, duration: Tensor, velocity: Tensor) -> Tensor:
-        return self.pitch_in(pitch) + self.step_in(step) + self.duration_in(duration) + self.velocity_in(velocity)
+        previous = torch.cat([torch.full_like(pitch[:, :1], START_PITCH), pitch[:, :-1]], dim=1)
+        return (
+            self.pitch_in(pitch) + self.interval_in(interval_index(pitch, previous))
+            + self.step_in(step) + self.duration_in(duration) + self.velocity_in(velocity)
+        )
 
     def forward(self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Logits for every head, teacher-forced: (B, T) token tensors in (pitch, step, duration, velocity) order."""
@@ -87,18 +120,28 @@ class ImprovNet(nn.Module):
         pitch, step, duration, _ = targets
         with_step = out + self.step_cond(step)
         with_pitch = with_step + self.pitch_cond(pitch)
+        hidden = self.pitch_head.hidden(with_step)
         return {
             "step": self.step_head(out),
-            "pitch": self.pitch_head(with_step),
+            "pitch": self.pitch_head.out(hidden) + self._interval_logits(hidden, inputs[0]),
             "duration": self.duration_head(with_pitch),
             "velocity": self.velocity_head(with_pitch + self.duration_cond(duration)),
         }
+
+    def _interval_logits(self, hidden: Tensor, last_pitch: Tensor) -> Tensor:
+        """Interval logits moved onto absolute pitches: entry p scores the interval last -> p."""
+        scores = self.pitch_interval_out(hidden)  # (B, T, N_INTERVAL_OUT)
+        index = self._pitches + (N_PITCH - 1) - last_pitch.clamp(max=N_PITCH - 1).unsqueeze(-1)
+        moved = scores.gather(-1, index)
+        return moved.masked_fill((last_pitch == START_PITCH).unsqueeze(-1), 0.0)
 
 
 class StepModel(nn.Module):
     """One event at a time, for the live path and for sampling; scripted for export.
 
-    State is one tensor (2, layers, hidden): h then c of every layer.
+    State is one tensor (2, layers, hidden + 1): h then c of every layer; the
+    extra column holds the last pitch fed (128 = the start token). Treat it as
+    opaque: get one from `initial_state` and pass back what `feed` returns.
     """
 
     def __init__(self, net: ImprovNet, summary: dict[str, Any] | None = None) -> None:
@@ -133,44 +176,69 @@ class StepModel(nn.Module):
         self.pitch_head = net.pitch_head
         self.duration_head = net.duration_head
         self.velocity_head = net.velocity_head
+        self.interval_in = net.interval_in
+        self.pitch_interval_out = net.pitch_interval_out
+        self.relative_pitch = bool(config.relative_pitch)
+        self.interval_range = INTERVAL_RANGE
+        self.no_interval = N_INTERVAL_IN - 1
 
     @torch.jit.export
     def initial_state(self) -> Tensor:
-        return torch.zeros(2, self.layers, self.hidden)
+        state = torch.zeros(2, self.layers, self.hidden + 1)
+        state[:, :, self.hidden] = float(self.start_pitch)
+        return state
+
+    def _last_pitch(self, state: Tensor) -> int:
+        return int(state[0, 0, self.hidden].item())
 
     @torch.jit.export
     def feed(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
         """Advance the state by one event (bin indices; pitch 128 is the start token)."""
+        last = self._last_pitch(state)
+        if pitch == self.start_pitch or last == self.start_pitch:
+            interval = self.no_interval
+        else:
+            interval = min(max(pitch - last, -self.interval_range), self.interval_range) + self.interval_range
         x = (
-            self.pitch_in.weight[pitch] + self.step_in.weight[step]
+            self.pitch_in.weight[pitch] + self.interval_in.weight[interval] + self.step_in.weight[step]
             + self.duration_in.weight[duration] + self.velocity_in.weight[velocity]
         ).unsqueeze(0)
         hs: list[Tensor] = []
         cs: list[Tensor] = []
         i = 0
         for cell in self.cells:
-            h, c = cell(x, (state[0, i].unsqueeze(0), state[1, i].unsqueeze(0)))
+            h, c = cell(x, (state[0, i, : self.hidden].unsqueeze(0), state[1, i, : self.hidden].unsqueeze(0)))
             hs.append(h)
             cs.append(c)
             x = h
             i += 1
-        return torch.stack([torch.cat(hs), torch.cat(cs)])
+        core = torch.stack([torch.cat(hs), torch.cat(cs)])
+        return torch.cat([core, torch.full((2, self.layers, 1), float(pitch))], dim=2)
+
+    def _top(self, state: Tensor) -> Tensor:
+        return state[0, -1, : self.hidden]
 
     @torch.jit.export
     def step_logits(self, state: Tensor) -> Tensor:
-        return self.step_head(state[0, -1])
+        return self.step_head(self._top(state))
 
     @torch.jit.export
     def pitch_logits(self, state: Tensor, step: int) -> Tensor:
-        return self.pitch_head(state[0, -1] + self.step_cond.weight[step])
+        hidden = self.pitch_head.hidden(self._top(state) + self.step_cond.weight[step])
+        logits = self.pitch_head.out(hidden)
+        last = self._last_pitch(state)
+        if self.relative_pitch and last != self.start_pitch:
+            scores = self.pitch_interval_out(hidden)
+            logits = logits + scores[self.n_pitch - 1 - last : 2 * self.n_pitch - 1 - last]
+        return logits
 
     @torch.jit.export
     def duration_logits(self, state: Tensor, step: int, pitch: int) -> Tensor:
-        return self.duration_head(state[0, -1] + self.step_cond.weight[step] + self.pitch_cond.weight[pitch])
+        return self.duration_head(self._top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch])
 
     @torch.jit.export
     def velocity_logits(self, state: Tensor, step: int, pitch: int, duration: int) -> Tensor:
-        h = state[0, -1] + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
+        h = self._top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
         return self.velocity_head(h + self.duration_cond.weight[duration])
 
     def forward(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
@@ -219,3 +287,25 @@ def load(path: str | Path) -> LoadedModel:
         raise ModelFileError(f"{path}: improv model format {meta.get('format_version')} is not supported (need {FORMAT_VERSION})")
     module.eval()
     return LoadedModel(module, Bins.from_dict(meta["config"]["bins"]), meta["config"], meta.get("summary", {}), path)
+
+
+_ADDED_LATER = {"interval_in.weight", "pitch_interval_out.weight", "pitch_interval_out.bias"}
+
+
+def network_from(model: LoadedModel) -> ImprovNet:
+    """The trainable `ImprovNet` behind a loaded model file (for batched scoring or fine-tuning).
+
+    Files from before relative pitch existed lack its (zero) parameters; they stay zero.
+    """
+    net = ImprovNet(ModelConfig(**model.config))
+    state = {}
+    for key, value in model.module.state_dict().items():
+        if key.startswith("cells."):
+            _, layer, name = key.split(".")
+            key = f"lstm.{name}_l{layer}"
+        state[key] = value
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - _ADDED_LATER:
+        raise ModelFileError(f"{model.path}: model weights do not match its config ({len(missing)} missing, "
+                             f"{len(unexpected)} unexpected)")
+    return net.eval()

@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
     p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: %(default)s)")
-    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--absolute-pitch", action="store_true",
+                   help="no interval input/output for pitch (how models before 0.1 were trained)")
     p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
     p.add_argument("--length", type=int, default=64, help="events per training window (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
-    config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout)
+    config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
+                         relative_pitch=not args.absolute_pitch)
     settings = TrainSettings(
         minutes=args.minutes, epochs=args.epochs, batch=args.batch, length=args.length, lr=args.lr,
         patience=args.patience, seed=args.random_seed, device=args.device, threads=args.threads,

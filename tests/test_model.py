@@ -18,10 +18,13 @@ from improv.events import Event, Note
 from improv.model import HEADS, ImprovNet, ModelConfig, export, load
 
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImprovNet, Path]:
+@pytest.fixture(scope="module", params=[False, True], ids=["absolute", "relative"])
+def small_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[ImprovNet, Path]:
     torch.manual_seed(0)
-    net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32)).eval()
+    net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32, relative_pitch=request.param)).eval()
+    if request.param:  # trained weights are not zero: make the interval parts matter in the test
+        with torch.no_grad():
+            net.pitch_interval_out.weight.normal_(0, 0.5)
     path = tmp_path_factory.mktemp("model") / "small.pt"
     export(net, path, {"note": "test"})
     return net, path
