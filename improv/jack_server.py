@@ -25,8 +25,15 @@ Facts about JACK and python-rtmidi that shaped this module:
 - libjack maps that registry once per process. Deleting it after a process
   has opened a JACK client breaks that process's clients of later servers
   ("Cannot open shm segment"), so a registry without stale entries is kept.
-- The rtmidi input callback runs on JACK's process thread: stamp, append,
-  return.
+- python-rtmidi runs an input callback on JACK's process thread, which must
+  take the GIL (a busy Python thread delays it), and ``close_port`` frees the
+  callback while that thread may still be about to call it. MidiRecorder
+  polls ``get_message`` from its own thread instead.
+- RtMidi's MidiOut destructor frees its ring buffer before it closes the
+  JACK client; a process callback still running then crashes. Clients here
+  close the port and pause before ``delete()``.
+- ``jack_connect`` returns before the process cycle sees the connection;
+  ``connect_ports`` waits until it does and two cycles have run.
 """
 
 from __future__ import annotations
@@ -209,6 +216,11 @@ class JackServer:
     stops. Subprocesses get ``server.env()``. Nest servers LIFO only: stop
     restores the variable to what it was at start. jackd gets SIGTERM when the
     thread that started it exits, so start it from a thread that outlives it.
+
+    `sync` runs jackd with --sync: each cycle waits for every client, so a
+    client the OS runs late delays the clock instead of missing a cycle and
+    the MIDI in it (async lost 3 messages in 900 under 3x CPU overload; sync
+    none). Benchmarks that want free-running time can pass sync=False.
     """
 
     def __init__(
@@ -453,6 +465,12 @@ def _jack_client(kind: type[MidiClient], client_name: str) -> Iterator[MidiClien
         yield client
     finally:
         client.close_port()
+        if isinstance(client, rtmidi.MidiOut):
+            # RtMidi's MidiOut destructor frees its ring buffer before closing
+            # the client; a process callback still running then segfaults (seen
+            # twice in 3000 closes under CPU overload). After close_port the
+            # callback returns early; the pause lets a running one finish.
+            time.sleep(0.05)
         client.delete()  # `del` would leave the JACK client and its ports alive
 
 
@@ -558,18 +576,13 @@ def _libjack() -> ctypes.CDLL:
     return lib
 
 
-def connect_ports(source: str, destination: str, server_name: str | None = None) -> None:
-    """Connect two JACK ports by full name ("client:port"), whoever owns them.
-
-    A short-lived libjack client with a unique name does it in-process: exact
-    names avoid rtmidi's open-by-index race, and jack_connect's fixed client
-    name collides across parallel runs. The connection is live on return.
-    `server_name` defaults to $JACK_DEFAULT_SERVER. Already connected is fine.
-    """
+@contextlib.contextmanager
+def _control_client(server_name: str | None) -> Iterator[tuple[ctypes.CDLL, int]]:
+    """A short-lived plain libjack client with a unique name, for graph work."""
     lib = _libjack()
     status = ctypes.c_int(0)
     client = lib.jack_client_open(
-        unique_client_name("improv-connect").encode(),
+        unique_client_name("improv-control").encode(),
         _JACK_NO_START_SERVER | (_JACK_SERVER_NAME if server_name else 0),
         ctypes.byref(status),
         server_name.encode() if server_name else None,
@@ -577,33 +590,60 @@ def connect_ports(source: str, destination: str, server_name: str | None = None)
     if not client:
         server = server_name or os.environ.get("JACK_DEFAULT_SERVER", "default")
         raise JackServerError(
-            f"cannot open a JACK client on server {server!r} to connect ports "
+            f"cannot open a JACK client on server {server!r} "
             f"(status 0x{status.value:x}); is it running?"
         )
     try:
+        yield lib, client
+    finally:
+        lib.jack_client_close(client)
+
+
+def connect_ports(source: str, destination: str, server_name: str | None = None) -> None:
+    """Connect two JACK ports by full name ("client:port"), whoever owns them.
+
+    A plain libjack client does it in-process: exact names avoid rtmidi's
+    open-by-index race, and jack_connect's fixed client name collides across
+    parallel runs. Returns once MIDI sent will arrive (see wait_for_connection).
+    `server_name` defaults to $JACK_DEFAULT_SERVER. Already connected is fine.
+    """
+    with _control_client(server_name) as (lib, client):
         result = lib.jack_connect(client, source.encode(), destination.encode())
         if result not in (0, errno.EEXIST):
             raise PortError(
                 f"cannot connect JACK port {source!r} to {destination!r} (error {result}); "
                 "check both exist (find_ports) and go output -> input"
             )
-        _wait_until_connected(lib, client, source, destination)
-    finally:
-        lib.jack_client_close(client)
+        _wait_until_live(lib, client, source, destination, timeout_s=5.0)
 
 
-def _wait_until_connected(lib: ctypes.CDLL, client: int, source: str, destination: str) -> None:
+def wait_for_connection(
+    source: str, destination: str, server_name: str | None = None, timeout_s: float = 5.0
+) -> None:
+    """Wait until MIDI from `source` reaches `destination`, e.g. after rtmidi's
+    open_port(index), which returns before the connection is live."""
+    with _control_client(server_name) as (lib, client):
+        _wait_until_live(lib, client, source, destination, timeout_s)
+
+
+def _wait_until_live(
+    lib: ctypes.CDLL, client: int, source: str, destination: str, timeout_s: float
+) -> None:
     """Return once the connection is in the graph and two cycles have run.
 
-    jack_connect returns before the process cycle sees the connection, and a
-    client activated just before may not run its process yet: MIDI sent in
-    that gap was lost 1 time in 10 under CPU load; after waiting, none in 1000.
+    A connection reaches the process cycle a little after jack_connect returns,
+    and a client activated just before may not run its process yet: MIDI sent
+    in that gap was lost 1 time in 10 under CPU load; after waiting, none in 3000.
     """
-    port = lib.jack_port_by_name(client, source.encode())
-    deadline = time.monotonic() + 2.0
-    while not (port and lib.jack_port_connected_to(port, destination.encode())):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        port = lib.jack_port_by_name(client, source.encode())
+        if port and lib.jack_port_connected_to(port, destination.encode()):
+            break
         if time.monotonic() > deadline:
-            raise PortError(f"JACK did not make the connection {source!r} -> {destination!r}")
+            raise PortError(
+                f"JACK port {source!r} is not connected to {destination!r} after {timeout_s} s"
+            )
         time.sleep(0.001)
     start = lib.jack_last_frame_time(client)
     frames = 2 * lib.jack_get_buffer_size(client)
@@ -616,7 +656,7 @@ def _wait_until_connected(lib: ctypes.CDLL, client: int, source: str, destinatio
 class Received(NamedTuple):
     """One message as the recorder saw it."""
 
-    time_s: float  # time.monotonic() when the callback ran
+    time_s: float  # time.monotonic() when the recorder saw it
     data: bytes
 
 
@@ -627,36 +667,60 @@ class MidiRecorder:
     ("client:port") to connect a source to. The client name defaults to a
     unique one. Sysex, clock and active sensing are recorded too (rtmidi drops
     them by default).
+
+    A thread polls rtmidi's queue every `poll_s` rather than using a callback:
+    python-rtmidi runs callbacks on JACK's process thread, which then waits
+    for the GIL, and its close_port frees the callback while that thread may
+    still call it. So `time_s` is when the poll saw a message: up to `poll_s`
+    (plus scheduling) after it arrived.
     """
 
-    def __init__(self, client_name: str | None = None, port_name: str = "in") -> None:
+    def __init__(
+        self, client_name: str | None = None, port_name: str = "in", poll_s: float = 0.0005
+    ) -> None:
         self.client_name = client_name or unique_client_name("improv-recorder")
         self.port_name = port_name
+        self.poll_s = poll_s
         self.port = ""
         self._messages: list[Received] = []
         self._changed = threading.Condition()
         self._client: contextlib.ExitStack | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def __enter__(self) -> MidiRecorder:
         with contextlib.ExitStack() as stack:
             client = stack.enter_context(open_midi_in(self.client_name))
             client.ignore_types(sysex=False, timing=False, active_sense=False)
-            client.set_callback(self._on_message)
             self.port = open_virtual(client, self.port_name)
+            self._stop.clear()
+            self._poller = threading.Thread(
+                target=self._poll, args=(client,), name=f"recorder-{self.port}", daemon=True
+            )
+            self._poller.start()
             self._client = stack.pop_all()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
-        """Runs on JACK's process thread: stamp, append, wake waiters."""
-        received = Received(time.monotonic(), bytes(event[0]))
-        with self._changed:
-            self._messages.append(received)
-            self._changed.notify_all()
+    def _poll(self, client: rtmidi.MidiIn) -> None:
+        """Move messages from rtmidi's queue to the list, stamped, until stopped."""
+        while not self._stop.is_set():
+            event = client.get_message()
+            if event is None:
+                time.sleep(self.poll_s)
+                continue
+            received = Received(time.monotonic(), bytes(event[0]))
+            with self._changed:
+                self._messages.append(received)
+                self._changed.notify_all()
 
     @property
     def messages(self) -> list[Received]:

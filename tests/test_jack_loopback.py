@@ -25,6 +25,7 @@ from improv.jack_server import (
     open_virtual,
     registered_servers,
     unique_client_name,
+    wait_for_connection,
     wait_for_port,
 )
 
@@ -75,11 +76,13 @@ def test_virtual_output_reaches_recorder_in_order(jack_server: JackServer) -> No
 def test_output_opened_by_pattern_reaches_recorder(jack_server: JackServer) -> None:
     """The path improv itself takes: find the destination by pattern, open it by index."""
     listener = unique_client_name("improv-test-listener")
+    player_name = unique_client_name("improv-test-player")
     with MidiRecorder(client_name=listener) as recorder:
-        with open_midi_out(unique_client_name("improv-test-player")) as player:
+        with open_midi_out(player_name) as player:
             port = wait_for_port(player, rf"^{re.escape(listener)}(-\d+)?:in$")
             assert port == recorder.port
-            player.open_port(player.get_ports().index(port))
+            player.open_port(player.get_ports().index(port), "out")
+            wait_for_connection(f"{player_name}:out", port)  # open_port returns before it is live
             player.send_message([0x90, 72, 64])
             player.send_message([0x80, 72, 0])
             received = recorder.wait_for_count(2)
@@ -101,10 +104,12 @@ def test_same_client_name_gets_distinct_jack_names(jack_server: JackServer) -> N
     assert sorted(listed) == sorted(ports)
 
 
-def test_connect_ports_names_the_ports_it_could_not_join(jack_server: JackServer) -> None:
+def test_connect_errors_name_the_ports(jack_server: JackServer) -> None:
     with MidiRecorder() as recorder:
         with pytest.raises(PortError, match="cannot connect JACK port 'nobody:out'"):
             connect_ports("nobody:out", recorder.port)
+        with pytest.raises(PortError, match="'nobody:out' is not connected to"):
+            wait_for_connection("nobody:out", recorder.port, timeout_s=0.05)
 
 
 def test_wait_for_port_names_what_it_saw(jack_server: JackServer) -> None:
