@@ -97,6 +97,10 @@ class Improviser:
         self.seed: deque[tuple[int, int, int, int]] = deque(maxlen=seed_events)
         self._start_velocity = self.bins.velocity_bin(80)
         self._chord: list[int] = []  # pitches at the current onset
+        self._chord_mask = torch.zeros(N_PITCH, dtype=torch.bool)  # the same, for `sample_next`
+        self._masks: dict[Constraints | None, torch.Tensor] = {}
+        self._all_steps = torch.ones(self.bins.n_step, dtype=torch.bool)
+        self._fused = hasattr(self.module, "sample_next")
         self.state = self._fresh_state()
 
     def _fresh_state(self) -> torch.Tensor:
@@ -107,6 +111,7 @@ class Improviser:
         """Forget everything: silence, as at start-up."""
         self.seed.clear()
         self._chord = []
+        self._chord_mask.zero_()
         self.state = self._fresh_state()
 
     def snapshot(self) -> SeedSnapshot:
@@ -118,6 +123,8 @@ class Improviser:
         self.state = snapshot.state.clone()
         self.seed = deque(snapshot.seed, maxlen=self.seed.maxlen)
         self._chord = list(snapshot.chord)
+        self._chord_mask.zero_()
+        self._chord_mask[list(snapshot.chord)] = True
 
     def rebuild(self) -> None:
         """Recompute the state from the kept seed (after a reset of the state or a model change)."""
@@ -128,6 +135,8 @@ class Improviser:
 
     def set_model(self, model: LoadedModel) -> None:
         self.model, self.module, self.bins = model, model.module, model.bins
+        self._fused = hasattr(self.module, "sample_next")
+        self._all_steps = torch.ones(self.bins.n_step, dtype=torch.bool)
         self.rebuild()
 
     def observe(self, event: Event) -> None:
@@ -138,10 +147,15 @@ class Improviser:
         with torch.inference_mode():
             self.state = self.module.feed(self.state, pitch, step, duration, velocity)
         self.seed.append(tokens)
-        if step == 0:
-            self._chord.append(pitch)
-        else:
-            self._chord = [pitch]
+        self._note_chord(pitch, step)
+
+    def _note_chord(self, pitch: int, step: int) -> None:
+        """Keep the pitches struck at the current onset (a new step starts a new onset)."""
+        if step != 0:
+            self._chord = []
+            self._chord_mask.zero_()
+        self._chord.append(pitch)
+        self._chord_mask[pitch] = True
 
     def propose(
         self,
@@ -188,10 +202,42 @@ class Improviser:
         constraints: Constraints | None = None,
         top_p: float | None = None,
     ) -> Sampled:
-        """Sample the next event and make it part of the seed."""
-        sampled = self.propose(temperature, rng, constraints, top_p)
-        self.observe_tokens(sampled.tokens)
-        return sampled
+        """Sample the next event and make it part of the seed.
+
+        Model files that have `sample_next` do it in one call (the live path's hot spot); the
+        draws are the same as `propose` + `observe_tokens`, which older files use.
+        """
+        if not self._fused:
+            sampled = self.propose(temperature, rng, constraints, top_p)
+            self.observe_tokens(sampled.tokens)
+            return sampled
+        temperature = sampling.check_temperature(temperature)
+        nucleus = 1.0 if top_p is None else sampling.check_top_p(top_p)
+        uniforms = torch.from_numpy(rng.random(4))
+        step_allowed = self._all_steps
+        if constraints is not None and constraints.max_polyphony is not None:
+            step_allowed = torch.from_numpy(
+                sampling.polyphony_mask(self._chord, constraints.max_polyphony, self.bins.n_step)
+            )
+        with torch.inference_mode():
+            self.state, tokens, stats = self.module.sample_next(
+                self.state, temperature, nucleus, uniforms, self._pitch_allowed(constraints), step_allowed,
+                self._chord_mask,
+            )
+        pitch, step, duration, velocity = tokens
+        self.seed.append((pitch, step, duration, velocity))
+        self._note_chord(pitch, step)
+        return Sampled(self.bins.decode(pitch, step, duration, velocity), (pitch, step, duration, velocity),
+                       stats[0], stats[1])
+
+    def _pitch_allowed(self, constraints: Constraints | None) -> torch.Tensor:
+        """The pitch mask of `constraints` as a tensor, built once per constraints value."""
+        mask = self._masks.get(constraints)
+        if mask is None:
+            array = constraints.pitch_mask() if constraints is not None else None
+            mask = torch.ones(N_PITCH, dtype=torch.bool) if array is None else torch.from_numpy(array.copy())
+            self._masks[constraints] = mask
+        return mask
 
     @staticmethod
     def _draw(

@@ -179,6 +179,8 @@ class StepModel(nn.Module):
         self.interval_in = net.interval_in
         self.pitch_interval_out = net.pitch_interval_out
         self.relative_pitch = bool(config.relative_pitch)
+        self.n_duration = Bins.from_dict(config.bins).n_duration
+        self.n_velocity = Bins.from_dict(config.bins).n_velocity
         self.interval_range = INTERVAL_RANGE
         self.no_interval = N_INTERVAL_IN - 1
 
@@ -240,6 +242,66 @@ class StepModel(nn.Module):
     def velocity_logits(self, state: Tensor, step: int, pitch: int, duration: int) -> Tensor:
         h = self._top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
         return self.velocity_head(h + self.duration_cond.weight[duration])
+
+    @torch.jit.export
+    def probabilities(self, logits: Tensor, temperature: float, top_p: float, allowed: Tensor) -> Tensor:
+        """The distribution `improv.sampling.probabilities` gives (mask, temperature, top-p), in torch.
+
+        Kept in the file so one call per event can sample; `tests/test_model.py` checks it
+        against the reference in `improv.sampling`.
+        """
+        z = logits.double()
+        masked = z.masked_fill(~allowed, float("-inf"))
+        if not bool(torch.isfinite(masked).any()):  # a mask that leaves nothing is ignored
+            masked = z
+        w = torch.exp((masked - masked.max()) / temperature)
+        if top_p < 1.0:
+            descending, _ = torch.sort(w, descending=True)
+            cumulative = torch.cumsum(descending, 0)
+            k = int(torch.searchsorted(cumulative, top_p * cumulative[-1]).item())
+            if k < w.numel():
+                w = w.masked_fill(w < descending[k], 0.0)
+        return w / w.sum()
+
+    def _draw(self, logits: Tensor, temperature: float, top_p: float, allowed: Tensor, u: float) -> tuple[int, float, float]:
+        """A token by inverse CDF with the uniform `u`, its NLL and the entropy at T = 1 (nats)."""
+        p = self.probabilities(logits, temperature, top_p, allowed)
+        cumulative = torch.cumsum(p, 0)
+        token = int(torch.searchsorted(cumulative, u * cumulative[-1], right=True).item())
+        if token >= p.numel():
+            token = int(torch.nonzero(p).max().item())
+        log_p = torch.log_softmax(logits.double(), 0)
+        entropy = -float((log_p.exp() * log_p).sum().item())
+        return token, -float(log_p[token].item()), entropy
+
+    @torch.jit.export
+    def sample_next(
+        self, state: Tensor, temperature: float, top_p: float, uniforms: Tensor,
+        pitch_allowed: Tensor, step_allowed: Tensor, chord: Tensor,
+    ) -> tuple[Tensor, list[int], list[float]]:
+        """Sample the next event and feed it, in one call: the live instrument's per-event work.
+
+        `uniforms` are four numbers in [0, 1) (one per head, from the caller's seeded RNG),
+        `chord` marks pitches already struck at the current onset (barred when the step is 0).
+        Returns the new state, the tokens (pitch, step, duration, velocity) and [NLL, entropy]
+        summed over the heads at T = 1.
+        """
+        step, nll, entropy = self._draw(self.step_logits(state), temperature, top_p, step_allowed, float(uniforms[0]))
+        allowed = pitch_allowed & ~chord if step == 0 else pitch_allowed
+        pitch, n, e = self._draw(self.pitch_logits(state, step), temperature, top_p, allowed, float(uniforms[1]))
+        nll += n
+        entropy += e
+        everything = torch.ones(self.n_duration, dtype=torch.bool)
+        duration, n, e = self._draw(self.duration_logits(state, step, pitch), temperature, top_p, everything, float(uniforms[2]))
+        nll += n
+        entropy += e
+        every_velocity = torch.ones(self.n_velocity, dtype=torch.bool)
+        velocity, n, e = self._draw(
+            self.velocity_logits(state, step, pitch, duration), temperature, top_p, every_velocity, float(uniforms[3])
+        )
+        nll += n
+        entropy += e
+        return self.feed(state, pitch, step, duration, velocity), [pitch, step, duration, velocity], [nll, entropy]
 
     def forward(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
         return self.feed(state, pitch, step, duration, velocity)
