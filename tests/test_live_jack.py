@@ -168,3 +168,66 @@ def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_
         session.close()
         everything = synth.messages
     assert not balance(everything)
+
+
+def test_the_knob_makes_replies_more_varied(jack_server, tmp_path) -> None:
+    """CC1 low vs high, same seeds, shipped model: high temperature answers with more distinct pitches."""
+    from improv.resources import default_model_path
+
+    distinct = {}
+    for cc in (0, 127):
+        session = live_session(jack_server, default_model_path(), "--gap", "200", "--reply-notes", "24",
+                               "--random-seed", "4", "--config", str(tmp_path / "c.toml"))
+        with session, listener() as synth, keyboard() as keys:
+            session.start()
+            keys.send(0xB0, 1, cc)
+            pitches: list[int] = []
+            for _ in range(3):
+                synth.clear()
+                keys.phrase([60, 64, 67, 65, 62, 60], step_s=0.15, hold_s=0.1)
+                got = synth.wait_for(lambda m: len(note_ons(m)) >= 24 and not balance(m), 20)
+                pitches.append(len({m.data[1] for m in note_ons(got)}))
+        distinct[cc] = pitches
+    assert sum(distinct[127]) > sum(distinct[0]) + 6, distinct
+
+
+def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.toml"
+    env = jack_server.env()
+    proc = subprocess.Popen([sys.executable, "-m", "improv", "learn", "temperature", "--api", "jack",
+                             "--model", str(tiny_model), "--config", str(config), "--timeout", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "move the control" in proc.stdout.readline()
+        with keyboard() as keys:
+            keys.send(0x90, 60, 100)  # a note is not a control for a knob action
+            keys.send(0xB0, 74, 20)
+            assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "temperature = { cc = 74 }" in config.read_text()
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--in", "no-such-port-anywhere"], "no MIDI input matches"),
+        (["--temp-cc", "200"], "--temp-cc"),
+        (["--model", "/nonexistent/model.pt"], "/nonexistent/model.pt"),
+    ],
+    ids=["unknown-port", "bad-cc", "missing-model"],
+)
+def test_bad_arguments_give_one_line_and_exit_2(jack_server, args: list[str], expected: str) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "improv", "--headless", "--api", "jack", *args],
+                            capture_output=True, text=True, env=jack_server.env(), timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("improv:")]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
