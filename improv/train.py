@@ -29,10 +29,11 @@ class TrainSettings:
     minutes: float = 55.0
     epochs: int = 200
     batch: int = 32
-    length: int = 64
+    length: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.01
-    patience: int = 4
+    patience: int = 6
+    lr_patience: int = 2  # epochs without a better total validation NLL before the learning rate halves
     seed: int = 1234
     device: str = "auto"
     threads: int | None = None
@@ -176,7 +177,7 @@ def train(
     if init_state is not None:
         net.load_state_dict(init_state)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.lr_patience)
     sampler = WindowSampler(train_seqs, config.binning, settings.length, settings.seed)
     events = sum(len(s) for s in train_seqs)
     steps_per_epoch = max(1, math.ceil(events / (settings.batch * settings.length)))

@@ -22,13 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
     p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: %(default)s)")
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--absolute-pitch", action="store_true",
                    help="no interval input/output for pitch (how models before 0.1 were trained)")
     p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
-    p.add_argument("--length", type=int, default=64, help="events per training window (default: %(default)s)")
+    p.add_argument("--length", type=int, default=128, help="events per training window (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=4, help="epochs without improvement in any head before stopping")
+    p.add_argument("--patience", type=int, default=6, help="epochs without improvement in any head before stopping")
+    p.add_argument("--lr-patience", type=int, default=2, help="epochs without improvement before the learning rate halves")
     p.add_argument("--random-seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: OUT with suffix .run)")
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                          relative_pitch=not args.absolute_pitch)
     settings = TrainSettings(
         minutes=args.minutes, epochs=args.epochs, batch=args.batch, length=args.length, lr=args.lr,
-        patience=args.patience, seed=args.random_seed, device=args.device, threads=args.threads,
+        patience=args.patience, lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
