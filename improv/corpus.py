@@ -395,7 +395,7 @@ def _part_notes(flat: Any) -> list[tuple[float, float, int]]:
 
 def _score_notes(score: Any, time_origin_s: float = 0.0) -> tuple[list[tuple[float, float, int, int]], bool]:
     """(start s, duration s, pitch, velocity) of every part of one score, unmerged."""
-    from music21 import dynamics, stream
+    from music21 import dynamics
 
     if score.atSoundingPitch is not True:
         try:

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from . import sampling
-from .encoding import START_PITCH
 from .events import Event
 from .improviser import Constraints, Improviser, SeedSnapshot, estimate_key
 from .model import LoadedModel

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from .dataset import EventArrays, WindowSampler, encode_sequence, split_batch
-from .encoding import Bins
 from .model import HEADS, ImprovNet, ModelConfig, export
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,28 @@ def jack_server() -> Iterator[JackServer]:
     """One JACK server for the session; JACK_DEFAULT_SERVER points at it meanwhile."""
     with JackServer() as server:
         yield server
+
+
+# --- models ------------------------------------------------------------------
+#
+# A tiny untrained model: loads in milliseconds, samples valid events. Tests
+# that need musical answers use the shipped model instead.
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from improv.model import ImprovNet, ModelConfig, export
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_file: Path):
+    from improv.model import load
+
+    return load(tiny_model_file)

@@ -28,7 +28,6 @@ from improv.controls import (
     check_cc_number,
     default_config_path,
     follow_from_cc,
-    format_config,
     load_config,
     parse_config,
     reply_notes_from_cc,

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import torch
 
-from improv.engine import Engine, EngineSettings, NotePlayed, ReplyDone
-from improv.model import ImprovNet, ModelConfig, export, load
+from improv.engine import Engine, EngineSettings, ReplyDone
 from improv.scheduler import Scheduler
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
-    return load(path)
 
 
 class Port:

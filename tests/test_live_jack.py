@@ -9,11 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from improv.cli import build_parser
 from improv.live import LiveSession
-from improv.model import ImprovNet, ModelConfig, export
 from live_support import balance, improv_process, keyboard, listener, note_ons
 
 pytestmark = pytest.mark.jack
@@ -21,16 +19,8 @@ pytestmark = pytest.mark.jack
 PHRASE = [60, 62, 64, 65, 67, 69, 67, 65]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
-    return path
-
-
-def test_a_phrase_then_the_gap_gets_an_answer(jack_server, tiny_model) -> None:
-    with improv_process(jack_server, tiny_model, "--gap", "300", "--reply-notes", "12", "--random-seed", "1") as improv:
+def test_a_phrase_then_the_gap_gets_an_answer(jack_server, tiny_model_file) -> None:
+    with improv_process(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "12", "--random-seed", "1") as improv:
         with listener() as synth, keyboard() as keys:
             keys.phrase(PHRASE)
             finished = time.monotonic()
@@ -43,8 +33,8 @@ def test_a_phrase_then_the_gap_gets_an_answer(jack_server, tiny_model) -> None:
     assert "12 notes" in line and "T 1.00" in line and "latency" in line
 
 
-def test_playing_during_the_reply_interrupts_it(jack_server, tiny_model) -> None:
-    with improv_process(jack_server, tiny_model, "--gap", "300", "--reply-notes", "64", "--random-seed", "2") as improv:
+def test_playing_during_the_reply_interrupts_it(jack_server, tiny_model_file) -> None:
+    with improv_process(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "64", "--random-seed", "2") as improv:
         with listener() as synth, keyboard() as keys:
             keys.phrase(PHRASE[:4])
             synth.wait_for(lambda m: len(note_ons(m)) >= 3, 10)
@@ -60,8 +50,8 @@ def test_playing_during_the_reply_interrupts_it(jack_server, tiny_model) -> None
     assert int(line.split()[1]) < 64
 
 
-def test_the_modulation_wheel_sets_the_temperature(jack_server, tiny_model) -> None:
-    with improv_process(jack_server, tiny_model, "--gap", "300") as improv:
+def test_the_modulation_wheel_sets_the_temperature(jack_server, tiny_model_file) -> None:
+    with improv_process(jack_server, tiny_model_file, "--gap", "300") as improv:
         with keyboard() as keys:
             keys.send(0xB0, 1, 127)
             assert "temperature 3.00" in improv.wait_line(r"^temperature ", 5)
@@ -72,8 +62,8 @@ def test_the_modulation_wheel_sets_the_temperature(jack_server, tiny_model) -> N
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_in_the_middle_of_a_reply_leaves_nothing_sounding(jack_server, tiny_model, signum) -> None:
-    with improv_process(jack_server, tiny_model, "--gap", "300", "--reply-notes", "64", "--random-seed", "3") as improv:
+def test_a_signal_in_the_middle_of_a_reply_leaves_nothing_sounding(jack_server, tiny_model_file, signum) -> None:
+    with improv_process(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "64", "--random-seed", "3") as improv:
         with listener() as synth, keyboard() as keys:
             keys.phrase(PHRASE[:4])
             synth.wait_for(lambda m: len(note_ons(m)) >= 4, 10)
@@ -89,8 +79,8 @@ def live_session(server, model: Path, *extra: str) -> LiveSession:
     return LiveSession(args)
 
 
-def test_an_exception_in_the_engine_releases_every_note(jack_server, tiny_model, tmp_path) -> None:
-    session = live_session(jack_server, tiny_model, "--gap", "300", "--reply-notes", "64", "--config", str(tmp_path / "c.toml"))
+def test_an_exception_in_the_engine_releases_every_note(jack_server, tiny_model_file, tmp_path) -> None:
+    session = live_session(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "64", "--config", str(tmp_path / "c.toml"))
     with session, listener() as synth, keyboard() as keys:
         real_sample = session.engine.improviser.sample
         calls = 0
@@ -114,13 +104,13 @@ def test_an_exception_in_the_engine_releases_every_note(jack_server, tiny_model,
     assert not balance(got)
 
 
-def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, tiny_model, tmp_path) -> None:
+def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, tiny_model_file, tmp_path) -> None:
     from improv.jack_server import open_midi_out, open_virtual
 
     name = "hotplug-keys"
     with open_midi_out(name) as client:
         open_virtual(client, "out")
-        session = live_session(jack_server, tiny_model, "--in", "hotplug-keys:out", "--gap", "300",
+        session = live_session(jack_server, tiny_model_file, "--in", "hotplug-keys:out", "--gap", "300",
                                "--reply-notes", "4", "--config", str(tmp_path / "c.toml"))
     with session, listener() as synth:
         session.start()
@@ -139,9 +129,9 @@ def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, t
     assert len(note_ons(got)) == 4
 
 
-def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_model, tmp_path) -> None:
+def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_model_file, tmp_path) -> None:
     rng = random.Random(5)
-    session = live_session(jack_server, tiny_model, "--gap", "50", "--reply-notes", "4", "--thru",
+    session = live_session(jack_server, tiny_model_file, "--gap", "50", "--reply-notes", "4", "--thru",
                            "--config", str(tmp_path / "c.toml"))
     # Garbage leaves keys "down" whose note-off never comes; the engine takes them as released
     # after stale_key_s (8 s by default), shortened here to keep the test quick.
@@ -163,7 +153,7 @@ def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_
         time.sleep(1.5)
         synth.clear()
         keys.phrase(PHRASE[:4])
-        got = synth.wait_for(lambda m: len(note_ons(m)) >= 8 and not balance(m), 10)
+        synth.wait_for(lambda m: len(note_ons(m)) >= 8 and not balance(m), 10)
         assert session.engine.failed is None
         session.close()
         everything = synth.messages
@@ -191,14 +181,14 @@ def test_the_knob_makes_replies_more_varied(jack_server, tmp_path) -> None:
     assert sum(distinct[127]) > sum(distinct[0]) + 6, distinct
 
 
-def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model, tmp_path) -> None:
+def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model_file, tmp_path) -> None:
     import subprocess
     import sys
 
     config = tmp_path / "config.toml"
     env = jack_server.env()
     proc = subprocess.Popen([sys.executable, "-m", "improv", "learn", "temperature", "--api", "jack",
-                             "--model", str(tiny_model), "--config", str(config), "--timeout", "30"],
+                             "--model", str(tiny_model_file), "--config", str(config), "--timeout", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert "move the control" in proc.stdout.readline()

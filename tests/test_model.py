@@ -14,7 +14,7 @@ import torch
 from improv import ModelFileError
 from improv.dataset import encode_sequence, split_batch, to_sequence
 from improv.encoding import START_PITCH, Bins
-from improv.events import Event, Note
+from improv.events import Note
 from improv.model import HEADS, ImprovNet, ModelConfig, export, load
 
 

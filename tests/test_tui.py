@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from rich.console import Console
 
 from improv.controls import Action, ControlMap, Learned, Source, load_config, save_config
@@ -21,7 +20,6 @@ from improv.engine import Engine, EngineSettings, NotePlayed, PlayerNoteOn, Repl
 from improv.errors import PortError
 from improv.improviser import estimate_key
 from improv.midifile import read_midi_tracks
-from improv.model import ImprovNet, ModelConfig, export, load
 from improv.tui.app import ImprovApp
 from improv.tui.keys import KEY_COMMANDS
 from improv.tui.piano import NOTE_S, ComputerPiano, note_name
@@ -41,14 +39,6 @@ def async_test(test: Callable[..., Any]) -> Callable[..., Any]:
         return asyncio.run(test(*args, **kwargs))
 
     return run
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory):
-    torch.manual_seed(2)
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
-    return load(path)
 
 
 # -- an in-process session --------------------------------------------------------------------
@@ -513,14 +503,6 @@ async def test_an_exception_in_a_widget_still_releases_every_note(make_session, 
 
 
 # -- a real session on a JACK server -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(4)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
-    return path
 
 
 async def pick(pilot, app: ImprovApp, list_id: str, port: str) -> None:

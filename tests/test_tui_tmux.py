@@ -11,13 +11,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import torch
 
 from improv.jack_server import JackServer
-from improv.model import ImprovNet, ModelConfig, export
 from live_support import balance, env_has_ci, keyboard, listener, note_ons
 
 pytestmark = [
@@ -28,14 +25,6 @@ pytestmark = [
 
 PHRASE = [60, 62, 64, 65]
 EXITED = "improv exited with"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    export(ImprovNet(ModelConfig(hidden=32, embed=16, head_hidden=32)).eval(), path)
-    return path
 
 
 class Terminal:
@@ -87,9 +76,9 @@ def terminal(server: JackServer, command: list[str], env: dict[str, str], width:
 
 
 def test_improv_in_tmux_shows_the_temperature_steps_it_and_quits_leaving_nothing_sounding(
-    jack_server, tiny_model, tmp_path
+    jack_server, tiny_model_file, tmp_path
 ) -> None:
-    command = [sys.executable, "-m", "improv", "--api", "jack", "--model", str(tiny_model),
+    command = [sys.executable, "-m", "improv", "--api", "jack", "--model", str(tiny_model_file),
                "--config", str(tmp_path / "config.toml"), "--gap", "300", "--reply-notes", "64",
                "--random-seed", "4"]
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
