@@ -78,6 +78,23 @@ class EngineSettings:
         sampling.check_temperature(self.temperature)
 
 
+PULSE_RATIOS = (1 / 4, 1 / 3, 1 / 2, 1.0, 3 / 2, 2.0, 3.0, 4.0)
+
+
+def snap_to_pulse(step_s: float, pulse_s: float | None) -> float:
+    """Move a reply step onto the player's pulse: the nearest simple ratio of it (on a log scale).
+
+    The model's steps come from notated music, in bins; scaled to the player's tempo they land
+    near, not on, the player's subdivisions. Snapping keeps the answer in the player's time.
+    Chord tones (0), ornaments (under a sixth of the pulse) and long rests (over 4 pulses) stay.
+    """
+    if pulse_s is None or pulse_s <= 0 or step_s < pulse_s / 6 or step_s > 4 * pulse_s:
+        return step_s
+    ratio = step_s / pulse_s
+    best = min(PULSE_RATIOS, key=lambda r: abs(math.log(ratio / r)))
+    return best * pulse_s
+
+
 # -- what the engine tells the outside world -----------------------------------
 
 
@@ -452,9 +469,10 @@ class Engine:
             if reply.cursor is None:
                 onset = now  # the first note answers at once: the gap already was the wait
             else:
-                onset = max(reply.cursor + event.step * self.tempo_factor, now)
+                step = snap_to_pulse(event.step * self.tempo_factor, self._pulse_s())
+                onset = max(reply.cursor + step, now)
                 if self.mode == "duet" and self._last_onset is not None:
-                    onset = max(self._last_onset + event.step * self.tempo_factor, now)
+                    onset = max(self._last_onset + step, now)
             duration = max(event.duration * self.tempo_factor, MIN_DURATION_S)
             lo, hi = self.settings.velocity_range
             velocity = int(min(max(round(event.velocity * self._player_velocity / REFERENCE_VELOCITY), lo), hi))
@@ -470,6 +488,10 @@ class Engine:
                 reply.notes_left = 0
         if reply.notes_left <= 0 and not self.scheduler.busy(REPLY_TAG):
             self._end_reply(interrupted=False)
+
+    def _pulse_s(self) -> float | None:
+        """The player's pulse: the median interval between their recent onsets."""
+        return statistics.median(self._iois) if self._iois else None
 
     def _end_reply(self, interrupted: bool) -> None:
         reply = self._reply

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from improv.engine import Engine, EngineSettings, ReplyDone
+from improv.engine import Engine, EngineSettings, ReplyDone, snap_to_pulse
 from improv.scheduler import Scheduler
 
 
@@ -192,3 +192,20 @@ def test_send_errors_do_not_stop_the_scheduler() -> None:
     scheduler.note(0.0, 0.1, 60, 100)
     scheduler.run_due(1.0)
     assert scheduler.send_errors == 2 and scheduler.sounding() == 0
+
+
+@pytest.mark.parametrize(
+    "step,pulse,expected",
+    [
+        (0.0, 0.5, 0.0),  # chord tone
+        (0.05, 0.5, 0.05),  # ornament: under a sixth of the pulse
+        (2.5, 0.5, 2.5),  # a rest longer than 4 pulses
+        (0.4, 0.5, 0.5),  # 0.8 pulse -> 1
+        (0.24, 0.5, 0.25),  # about half
+        (0.17, 0.5, 0.5 / 3),  # a triplet
+        (0.8, 0.5, 0.75),  # 1.6 pulses -> 3/2
+        (0.3, None, 0.3),  # no pulse yet
+    ],
+)
+def test_snap_to_pulse(step: float, pulse: float | None, expected: float) -> None:
+    assert snap_to_pulse(step, pulse) == pytest.approx(expected)
