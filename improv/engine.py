@@ -191,6 +191,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.clock = clock
         self.improviser = Improviser(model, self.settings.seed_events)
+        self.improviser.warm_up()  # TorchScript optimises on the first calls: not during the first answer
         self.tracker = NoteTracker()
         self.controls = controls
         self.learner: Any = None
@@ -213,6 +214,7 @@ class Engine:
         self._iois: deque[float] = deque(maxlen=16)
         self._last_cluster_start: float | None = None
         self._player_velocity = float(REFERENCE_VELOCITY)
+        self._model_velocity: float | None = None  # running mean of the model's own velocities
         self.tempo_factor = 1.0
         self._phrase_new_notes = 0
         self._next_stale_check = 0.0
@@ -475,7 +477,12 @@ class Engine:
                     onset = max(self._last_onset + step, now)
             duration = max(event.duration * self.tempo_factor, MIN_DURATION_S)
             lo, hi = self.settings.velocity_range
-            velocity = int(min(max(round(event.velocity * self._player_velocity / REFERENCE_VELOCITY), lo), hi))
+            # The model's dynamics come from notated markings (mostly p-mf): keep its shape, but
+            # centre it on how loud the player plays.
+            if self._model_velocity is None:
+                self._model_velocity = float(event.velocity)
+            self._model_velocity += 0.3 * (event.velocity - self._model_velocity)
+            velocity = int(min(max(round(event.velocity * self._player_velocity / self._model_velocity), lo), hi))
             self.scheduler.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
             reply.cursor = onset
             self._last_onset = onset

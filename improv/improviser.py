@@ -230,6 +230,15 @@ class Improviser:
         return Sampled(self.bins.decode(pitch, step, duration, velocity), (pitch, step, duration, velocity),
                        stats[0], stats[1])
 
+    def warm_up(self, rounds: int = 3) -> None:
+        """Run the sampling path a few times and forget it: the first calls of a TorchScript
+        method are several times slower (the executor profiles and optimises them)."""
+        snapshot = self.snapshot()
+        rng = np.random.default_rng(0)
+        for _ in range(rounds):
+            self.sample(1.0, rng, Constraints(max_polyphony=6))
+        self.restore(snapshot)
+
     def _pitch_allowed(self, constraints: Constraints | None) -> torch.Tensor:
         """The pitch mask of `constraints` as a tensor, built once per constraints value."""
         mask = self._masks.get(constraints)
