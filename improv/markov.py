@@ -101,10 +101,7 @@ class MarkovModel:
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> MarkovModel:
         """Observe each sequence from a fresh history; counts accumulate."""
-        for sequence in sequences:
-            self.reset_history()
-            self.observe_all(sequence)
-        self.reset_history()
+        _fit(self, sequences)
         return self
 
     def reset_history(self) -> None:
@@ -235,11 +232,8 @@ class IntervalMarkov:
         self._previous = pitch
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> IntervalMarkov:
-        for sequence in sequences:
-            self.reset_history()
-            for pitch in sequence:
-                self.observe(int(pitch))
-        self.reset_history()
+        """Observe each sequence from a fresh history; counts accumulate."""
+        _fit(self, sequences)
         return self
 
     def reset_history(self) -> None:
@@ -315,11 +309,8 @@ class PitchMarkov:
         self.interval.observe(pitch)
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> PitchMarkov:
-        for sequence in sequences:
-            self.reset_history()
-            for pitch in sequence:
-                self.observe(int(pitch))
-        self.reset_history()
+        """Observe each sequence from a fresh history; counts accumulate."""
+        _fit(self, sequences)
         return self
 
     def reset_history(self) -> None:
@@ -402,3 +393,12 @@ def fit_pitch_markov(
         model.weights = weights
     model.fit(tune)  # counts add up: now the model has seen every sequence
     return model
+
+
+def _fit(model: MarkovModel | IntervalMarkov | PitchMarkov, sequences: Iterable[Sequence[int]]) -> None:
+    """What every `fit` does: each sequence from a fresh history, counts accumulating."""
+    for sequence in sequences:
+        model.reset_history()
+        for token in sequence:
+            model.observe(int(token))
+    model.reset_history()
