@@ -29,6 +29,10 @@ from improv.tui.screens import LEARN_CHOICES, HelpScreen, LearnPicker, PortPicke
 from improv.tui.widgets import PianoRoll, PitchWindow, fit_pitches, roll_cells
 
 PHRASE = [60, 62, 64, 65, 67, 65, 64, 62]
+# Silence that ends a phrase in tests that need the whole phrase before the answer: long enough
+# that a stalled event loop on a loaded machine never splits the phrase (CI once answered after
+# the third of four notes with 0.15 s).
+PHRASE_GAP_S = 0.4
 
 
 def async_test(test: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,6 +161,11 @@ async def play(session: FakeSession, pitches: Sequence[int], step_s: float = 0.0
         await asyncio.sleep(hold_s)
         engine.push([0x80, pitch, 0], engine.clock())
         await asyncio.sleep(step_s - hold_s)
+
+
+def answered(seen: Sequence[object]) -> bool:
+    """An answer ran to its end (one cut short by the player does not count)."""
+    return any(isinstance(e, ReplyDone) and not e.interrupted for e in seen)
 
 
 def seen_events(app: ImprovApp) -> list[object]:
@@ -303,14 +312,14 @@ async def test_without_ports_the_app_opens_explains_and_offers_the_picker(make_s
 
 @async_test
 async def test_r_rerolls_the_last_answer_from_the_same_seed(make_session, tmp_path) -> None:
-    session = make_session(gap_s=0.15, reply_notes=6, temperature=2.0)
+    session = make_session(gap_s=PHRASE_GAP_S, reply_notes=6, temperature=2.0)
     app = make_app(session, tmp_path)
     async with app.run_test() as pilot:
         seen = seen_events(app)
         await pilot.press("r")
         await wait_until(pilot, lambda: "nothing to re-roll" in app.status_text)
         await play(session, PHRASE[:4])
-        await wait_until(pilot, lambda: any(isinstance(e, ReplyDone) for e in seen), what="first answer")
+        await wait_until(pilot, lambda: answered(seen), what="first answer")
         await pilot.press("r")
         await wait_until(pilot, lambda: any(isinstance(e, ReplyDone) and e.rerolled for e in seen), what="re-roll")
     first, again = [e for e in seen if isinstance(e, ReplyDone)][:2]
@@ -323,14 +332,14 @@ async def test_r_rerolls_the_last_answer_from_the_same_seed(make_session, tmp_pa
 
 @async_test
 async def test_s_saves_the_session_as_two_tracks(make_session, tmp_path) -> None:
-    session = make_session(gap_s=0.15, reply_notes=4)
+    session = make_session(gap_s=PHRASE_GAP_S, reply_notes=4)
     app = make_app(session, tmp_path)
     async with app.run_test() as pilot:
         await pilot.press("s")
         assert "nothing to save" in app.status_text
         seen = seen_events(app)
         await play(session, PHRASE[:4])
-        await wait_until(pilot, lambda: any(isinstance(e, ReplyDone) for e in seen), what="answer")
+        await wait_until(pilot, lambda: answered(seen), what="answer")
         await pilot.press("s")
         await wait_until(pilot, lambda: "saved" in app.status_text)
     files = list((tmp_path / "sessions").glob("session-*.mid"))
@@ -455,12 +464,12 @@ async def test_question_mark_shows_every_key(make_session, tmp_path) -> None:
 
 @async_test
 async def test_both_players_notes_reach_the_roll_and_the_latency_panel(make_session, tmp_path) -> None:
-    session = make_session(gap_s=0.15, reply_notes=5)
+    session = make_session(gap_s=PHRASE_GAP_S, reply_notes=5)
     app = make_app(session, tmp_path)
     async with app.run_test() as pilot:
         seen = seen_events(app)
         await play(session, PHRASE[:4])
-        await wait_until(pilot, lambda: any(isinstance(e, ReplyDone) for e in seen), what="answer")
+        await wait_until(pilot, lambda: answered(seen), what="answer")
         await pilot.pause(0.1)
         roll = app._roll
         kinds = {note.who for note in roll.visible_notes()}
