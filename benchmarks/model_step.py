@@ -27,6 +27,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from improv.improviser import Constraints, Improviser  # noqa: E402
 from improv.model import load  # noqa: E402
 from improv.resources import default_model_path  # noqa: E402
+from improv.style import StyleMemory  # noqa: E402
 
 
 class _LstmStep(torch.nn.Module):
@@ -84,6 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             _, h, c = lstm(x, h, c)
 
+    style = StyleMemory(model.bins.n_step)
+    walk = np.random.default_rng(1)
+    phrase = [(int(60 + walk.integers(-7, 8)), int(walk.integers(0, 20))) for _ in range(24)]
+    stream = iter([phrase[i % 24] if walk.random() < 0.7 else (int(walk.integers(40, 90)), int(walk.integers(0, 32)))
+                   for i in range(args.events + 1000)])
+
+    def style_update() -> None:
+        style.learn(*next(stream))
+
+    blended = Improviser(model)
+
+    def follow_event() -> None:
+        blended.sample(args.temperature, rng, constraints, style=style, follow=0.5)
+
     # Interleave rounds so that machine noise hits both alike.
     ours: list[float] = []
     base: list[float] = []
@@ -91,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(rounds):
         ours += time_calls(improv_event, args.events // rounds, warmup=50)
         base += time_calls(lstm_event, args.events // rounds, warmup=50)
+    memory = time_calls(style_update, args.events, warmup=500)
+    following = time_calls(follow_event, max(args.events // 5, 100), warmup=50)
     rows = []
-    for name, values in (("improv feed+sample", ours), ("scripted nn.LSTM len 1", base)):
+    for name, values in (("improv feed+sample", ours), ("scripted nn.LSTM len 1", base),
+                         ("style memory update", memory), ("improv, follow 0.5", following)):
         rows.append({"case": name, "n": len(values), "p50_ms": statistics.median(values) * 1e3,
                      "p99_ms": percentile(values, 99) * 1e3})
     result = {

@@ -30,10 +30,24 @@ from typing import Any
 import numpy as np
 
 from . import sampling
+from .clock import (
+    CLOCK,
+    CONTINUE,
+    PULSES_PER_QUARTER,
+    REPLY_ON,
+    SONG_POSITION,
+    START,
+    STOP,
+    ClockFollower,
+    ClockMaster,
+    Grid,
+    Transport,
+)
 from .events import Event
 from .improviser import Constraints, Improviser, SeedSnapshot, estimate_key
 from .model import LoadedModel
 from .scheduler import Scheduler, Sent
+from .style import StyleMemory, check_follow
 from .tracker import NoteStarted, NoteTracker
 
 REFERENCE_STEP_S = 0.25  # a typical non-chord step of the training data at notated tempo
@@ -42,11 +56,14 @@ CHORD_WINDOW_S = 0.035  # onsets closer than this are one chord
 MIN_DURATION_S = 0.03
 TEMPO_RANGE = (0.3, 3.5)
 MODES = ("call", "duet")
+SYNC_MODES = ("off", "clock")
+SYNC_LEAD_S = 0.004  # a synced note is placed on a grid point at least this far ahead
 REPLY_TAG = "reply"
 THRU_TAG = "thru"
 INPUT_QUEUE_SIZE = 8192
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
 KEY_LOCK_MIN_NOTES = 3
+_CLOCK_STATUSES = frozenset((CLOCK, START, CONTINUE, STOP, SONG_POSITION))
 LATE_NOTE_S = 0.010  # an answer note sent later than this after its time counts in `late_notes`
 
 
@@ -57,6 +74,7 @@ class EngineSettings:
     reply_notes: int = 16
     reply_seconds: float | None = None
     temperature: float = 1.0
+    follow: float = 0.0  # how much answers follow the player's own style (0: the trained model only)
     top_p: float | None = None
     out_channel: int = 0
     thru: bool = False
@@ -71,11 +89,22 @@ class EngineSettings:
     lookahead_s: float = 0.05
     duet_lookahead_s: float = 0.15
     velocity_range: tuple[int, int] = (20, 120)
+    sync: str = "off"  # "clock": follow incoming MIDI clock
+    clock_out_bpm: float | None = None  # be the clock: send it on the output at this tempo
+    quantize: int | None = 6  # grid of synced answers in clock pulses (6 = 1/16); None: off
+    reply_on: str = "beat"  # synced answers start on the next "beat", "bar", or "now"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {self.sync!r}")
+        if self.reply_on not in REPLY_ON:
+            raise ValueError(f"reply-on must be one of {', '.join(REPLY_ON)}, got {self.reply_on!r}")
+        if self.sync == "clock" and self.clock_out_bpm is not None:
+            raise ValueError("--sync clock and --clock-out exclude each other: follow a clock or be one")
         sampling.check_temperature(self.temperature)
+        check_follow(self.follow)
 
 
 PULSE_RATIOS = (1 / 4, 1 / 3, 1 / 2, 1.0, 3 / 2, 2.0, 3.0, 4.0)
@@ -133,6 +162,13 @@ class StateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportChanged:
+    """Tempo and position of the clock answers keep time with (every beat, and on Start/Stop)."""
+
+    transport: Transport
+
+
+@dataclass(frozen=True, slots=True)
 class PlayerNoteOn:
     """The player struck a key (its `NotePlayed` follows when it ends): for showing held notes."""
 
@@ -175,6 +211,8 @@ class _Reply:
     winding_down: bool = False
     pitches: list[int] = field(default_factory=list)
     rerolled: bool = False
+    pulse: float | None = None  # synced: grid position (clock pulses) of the last scheduled note
+    held: tuple[Any, float] | None = None  # synced: a sampled note waiting for its grid point
 
 
 class Engine:
@@ -203,7 +241,8 @@ class Engine:
         self.temperature = self.settings.temperature
         self.mode = self.settings.mode
         self.paused = False
-        self.follow = 0.0
+        self.follow = self.settings.follow
+        self.style = StyleMemory(self.improviser.bins.n_step)
         self.constraints = Constraints(*self.settings.pitch_range, self.settings.key, self.settings.max_polyphony)
         self._pitch_mask = self.constraints.pitch_mask()
         self.dropped_input = 0
@@ -226,6 +265,9 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
+        self.follower = ClockFollower() if self.settings.sync == "clock" else None
+        self.master: ClockMaster | None = None  # made when the loop starts: its first pulse is then
+        self._last_beat: int | None = None
 
     # -- called from other threads ------------------------------------------------
 
@@ -250,6 +292,9 @@ class Engine:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self.scheduler.panic()
+        if self.master is not None and self.master.playing:
+            self.master.playing = False
+            self.scheduler.send_now([STOP])
 
     @property
     def running(self) -> bool:
@@ -259,6 +304,7 @@ class Engine:
 
     def run(self) -> None:
         try:
+            self._start_clock(self.clock())
             while not self._stop.is_set():
                 now = self.clock()
                 timeout = self._wait_time(now)
@@ -278,9 +324,13 @@ class Engine:
         due = self.scheduler.next_due()
         if due is not None:
             deadlines.append(due)
-        gap_end = self._gap_end()
+        gap_end = self._gap_end(now)
         if gap_end is not None:
             deadlines.append(gap_end)
+        if self.master is not None:
+            deadlines.append(self.master.next_due())
+        if self._reply is not None and self._reply.held is not None:
+            deadlines.append(self._held_due(self._reply.held))
         if self._reply is not None and self._reply.notes_left > 0:
             return 0.0 if self._needs_sample(now) else min(deadlines) - now
         return max(min(deadlines) - now, 0.0)
@@ -298,14 +348,18 @@ class Engine:
                 name, value = self._commands.get_nowait()
             except queue.Empty:
                 break
-            self._handle_command(name, value, now)
+            try:
+                self._handle_command(name, value, now)
+            except (TypeError, ValueError) as error:  # a bad value from a front end: say so, keep playing
+                self.events.put(Message(f"{name}: {error}"))
+        self._send_clock(now)
         self.scheduler.run_due(now)
         if self.tracker.sounding and now >= self._next_stale_check:
             self._next_stale_check = now + 0.5
             for note in self.tracker.expire(now, self.settings.stale_key_s):
                 self._player_note_ended(note)
         self._feed_ready(now)
-        gap_end = self._gap_end()
+        gap_end = self._gap_end(now)
         if gap_end is not None and now >= gap_end:
             self._start_reply(gap_end, now)
         if self.mode == "duet" and not self.paused:
@@ -316,6 +370,9 @@ class Engine:
     # -- input ------------------------------------------------------------------------
 
     def _handle_input(self, data: Sequence[int], t: float) -> None:
+        if self.follower is not None and data and data[0] in _CLOCK_STATUSES:
+            self._clock_message(data, t)
+            return
         if self.learner is not None:
             learned = self.learner.feed(data)
             if learned is not None:
@@ -372,8 +429,9 @@ class Engine:
                 ioi = note.time - self._last_cluster_start
                 if ioi < 2.0:  # a longer silence is a phrase boundary, not a tempo
                     self._iois.append(ioi)
-                    self.tempo_factor = min(max(statistics.median(self._iois) / REFERENCE_STEP_S, TEMPO_RANGE[0]),
-                                            TEMPO_RANGE[1])
+                    if self.grid is None:  # with a clock, the clock sets the time scale
+                        self.tempo_factor = min(max(statistics.median(self._iois) / REFERENCE_STEP_S, TEMPO_RANGE[0]),
+                                                TEMPO_RANGE[1])
             self._last_cluster_start = note.time
         if self.settings.thru:
             self.scheduler.note_on_now(self.clock(), note.pitch, note.velocity, self.settings.out_channel, THRU_TAG)
@@ -414,16 +472,21 @@ class Engine:
             self._last_onset = first
 
     def _observe(self, event: Event) -> None:
+        """One of the player's events: into the rolling seed, and into the style memory."""
         self.improviser.observe(event)
+        pitch, step, _, _ = self.improviser.seed[-1]
+        self.style.learn(pitch, step)
 
     def _normalised_velocity(self, velocity: int) -> int:
         return int(min(max(round(velocity * REFERENCE_VELOCITY / max(self._player_velocity, 1.0)), 1), 127))
 
     # -- replies ---------------------------------------------------------------------
 
-    def _gap_end(self) -> float | None:
+    def _gap_end(self, now: float) -> float | None:
         if self.mode != "call" or self.paused or not self._phrase_new_notes or self._reply is not None:
             return None
+        if self.follower is not None and not self.follower.running_at(now):
+            return None  # the band stopped: silence until it starts again
         if self.tracker.sounding or self.tracker.last_activity_time is None:
             return None
         return self.tracker.last_activity_time + self.settings.gap_s
@@ -445,6 +508,8 @@ class Engine:
             and now - self.tracker.last_activity_time >= self.settings.gap_s
         )
         if self._reply is None:
+            if self.follower is not None and not self.follower.running_at(now):
+                return
             if self._phrase_new_notes and not silent:
                 self._start_reply(now, now, duet=True)
         elif silent and not self._reply.winding_down:
@@ -453,48 +518,152 @@ class Engine:
 
     def _needs_sample(self, now: float) -> bool:
         reply = self._reply
-        if reply is None or reply.notes_left <= 0:
+        if reply is None or reply.notes_left <= 0 or reply.held is not None:
             return False
-        lookahead = self.settings.duet_lookahead_s if self.mode == "duet" else self.settings.lookahead_s
-        return reply.cursor is None or reply.cursor <= now + lookahead
+        return reply.cursor is None or reply.cursor <= now + self._lookahead()
+
+    def _lookahead(self) -> float:
+        return self.settings.duet_lookahead_s if self.mode == "duet" else self.settings.lookahead_s
 
     def _continue_reply(self, now: float) -> None:
         """Sample the reply a little ahead of time, one event per pass, so output stays punctual."""
         reply = self._reply
         if reply is None:
             return
+        grid = self.grid
+        if grid is not None and not grid.running_at(now):
+            self._end_reply(interrupted=True)  # the clock stopped or went away: silence
+            return
+        if reply.held is not None and grid is not None:
+            self._place_held(reply, grid, now)
         if self._needs_sample(now):
             started = time.perf_counter()
-            sampled = self.improviser.sample(self.temperature, self.rng, self.constraints, self.settings.top_p)
+            sampled = self.improviser.sample(self.temperature, self.rng, self.constraints, self.settings.top_p,
+                                             self.style, self.follow)
             reply.model_s += time.perf_counter() - started
-            event = sampled.event
-            if reply.cursor is None:
-                onset = now  # the first note answers at once: the gap already was the wait
-            else:
-                step = snap_to_pulse(event.step * self.tempo_factor, self._pulse_s())
-                onset = max(reply.cursor + step, now)
-                if self.mode == "duet" and self._last_onset is not None:
-                    onset = max(self._last_onset + step, now)
-            duration = max(event.duration * self.tempo_factor, MIN_DURATION_S)
-            lo, hi = self.settings.velocity_range
-            # The model's dynamics come from notated markings (mostly p-mf): keep its shape, but
-            # centre it on how loud the player plays.
-            if self._model_velocity is None:
-                self._model_velocity = float(event.velocity)
-            self._model_velocity += 0.3 * (event.velocity - self._model_velocity)
-            velocity = int(min(max(round(event.velocity * self._player_velocity / self._model_velocity), lo), hi))
-            self.scheduler.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
-            reply.cursor = onset
-            self._last_onset = onset
             reply.sampled += 1
             reply.nll += sampled.nll
             reply.entropy += sampled.entropy
-            reply.pitches.append(event.pitch)
+            reply.pitches.append(sampled.event.pitch)
             reply.notes_left -= 1
-            if onset > reply.deadline:
-                reply.notes_left = 0
-        if reply.notes_left <= 0 and not self.scheduler.busy(REPLY_TAG):
+            if grid is not None:  # on the clock's grid: placed when its grid point comes near
+                reply.held = (sampled, self._grid_pulse(reply, sampled, grid, now))
+                self._place_held(reply, grid, now)
+            else:
+                event = sampled.event
+                if reply.cursor is None:
+                    onset = now  # the first note answers at once: the gap already was the wait
+                else:
+                    step = snap_to_pulse(event.step * self.tempo_factor, self._pulse_s())
+                    onset = max(reply.cursor + step, now)
+                    if self.mode == "duet" and self._last_onset is not None:
+                        onset = max(self._last_onset + step, now)
+                self._schedule(reply, sampled, onset)
+        if reply.notes_left <= 0 and reply.held is None and not self.scheduler.busy(REPLY_TAG):
             self._end_reply(interrupted=False)
+
+    def _schedule(self, reply: _Reply, sampled: Any, onset: float) -> None:
+        event = sampled.event
+        duration = max(event.duration * self.tempo_factor, MIN_DURATION_S)
+        lo, hi = self.settings.velocity_range
+        # The model's dynamics come from notated markings (mostly p-mf): keep its shape, but
+        # centre it on how loud the player plays.
+        if self._model_velocity is None:
+            self._model_velocity = float(event.velocity)
+        self._model_velocity += 0.3 * (event.velocity - self._model_velocity)
+        velocity = int(min(max(round(event.velocity * self._player_velocity / self._model_velocity), lo), hi))
+        self.scheduler.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
+        reply.cursor = onset
+        self._last_onset = onset
+        if onset > reply.deadline:
+            reply.notes_left = 0
+
+    # -- time from a clock ---------------------------------------------------------------
+
+    @property
+    def grid(self) -> Grid | None:
+        """The clock answers keep time with, once it is known; None when playing free."""
+        grid: Grid | None = self.follower if self.follower is not None else self.master
+        return grid if grid is not None and grid.locked else None
+
+    def _grid_pulse(self, reply: _Reply, sampled: Any, grid: Grid, now: float) -> float:
+        """Grid position (clock pulses) of a sampled answer note.
+
+        The first starts on the next beat or bar (or now); the others follow the model's step,
+        rounded to the quantize grid, chord tones on their chord's point, other notes at least
+        one grid point later.
+        """
+        q = self.settings.quantize
+        if reply.pulse is None:
+            earliest = grid.pulse_at(now + SYNC_LEAD_S)
+            unit = {"beat": PULSES_PER_QUARTER, "bar": PULSES_PER_QUARTER * grid.beats_per_bar}.get(
+                self.settings.reply_on, q)
+            return earliest if unit is None else math.ceil(earliest / unit) * unit
+        assert grid.pulse_s is not None
+        if sampled.tokens[1] == 0:
+            return reply.pulse
+        target = reply.pulse + sampled.event.step * self.tempo_factor / grid.pulse_s
+        if q is None:
+            return target
+        return max(round(target / q), round(reply.pulse / q) + 1) * q
+
+    def _place_held(self, reply: _Reply, grid: Grid, now: float) -> None:
+        """Schedule the waiting note once its grid point is within the lookahead; the time comes
+        from the clock as it is then, so a tempo change in between moves the note with the grid."""
+        assert reply.held is not None
+        sampled, pulse = reply.held
+        onset = grid.time_of(pulse)
+        if onset > now + self._lookahead():
+            return
+        if onset < now - LATE_NOTE_S:  # missed (a stall, or the tempo rushed): the next grid point
+            q = self.settings.quantize or 1
+            pulse = math.ceil(grid.pulse_at(now + SYNC_LEAD_S) / q) * q
+            onset = grid.time_of(pulse)
+        reply.held = None
+        reply.pulse = pulse
+        self._schedule(reply, sampled, max(onset, now))
+
+    def _held_due(self, held: tuple[Any, float]) -> float:
+        grid = self.grid
+        return grid.time_of(held[1]) - self._lookahead() if grid is not None else self.clock() + 0.01
+
+    def _clock_message(self, data: Sequence[int], t: float) -> None:
+        assert self.follower is not None
+        change = self.follower.feed(data[0], t, tuple(data[1:]))
+        if change == "stop":
+            self._end_reply(interrupted=True)  # Stop means silence
+        if change is not None or (data[0] == CLOCK and self.follower.position % PULSES_PER_QUARTER == 0):
+            self._sync_tempo(t)
+            self.events.put(TransportChanged(self.follower.transport(t)))
+
+    def _start_clock(self, now: float) -> None:
+        """Be the clock: Start, then pulses from now on."""
+        if self.settings.clock_out_bpm is not None and self.master is None:
+            self.master = ClockMaster(self.settings.clock_out_bpm, now)
+            self.scheduler.send_now([START])
+            self._sync_tempo(now)
+
+    def _send_clock(self, now: float) -> None:
+        if self.settings.clock_out_bpm is None:
+            return
+        if self.master is None:
+            self._start_clock(now)
+        master = self.master
+        assert master is not None
+        if not master.playing:
+            return
+        before = master.next_pulse
+        for _ in range(master.due(now)):
+            self.scheduler.send_now([CLOCK])
+        if master.next_pulse // PULSES_PER_QUARTER != before // PULSES_PER_QUARTER:
+            self.events.put(TransportChanged(master.transport(now, master=True)))
+
+    def _sync_tempo(self, now: float) -> None:
+        """With a clock, the model's time scale follows the clock's tempo, not the player's pulse."""
+        grid = self.grid
+        if grid is not None and grid.pulse_s is not None:
+            beat_s = grid.pulse_s * PULSES_PER_QUARTER
+            self.tempo_factor = min(max(beat_s / (2 * REFERENCE_STEP_S), TEMPO_RANGE[0]), TEMPO_RANGE[1])
 
     def _pulse_s(self) -> float | None:
         """The player's pulse: the median interval between their recent onsets."""
@@ -553,17 +722,22 @@ class Engine:
             self._end_reply(interrupted=True)
             self._pending.clear()
             self.improviser.reset()
+            self.style.new_phrase()
             self._last_onset = None
             self._reply_start = None
         elif name == "reply_length":
             self.settings = replace(self.settings, reply_notes=int(value))
         elif name == "follow":
-            self.follow = float(value)
+            self.follow = check_follow(value)
+        elif name == "follow_step":
+            self.follow = min(max(round(self.follow + value, 2), 0.0), 1.0)
         elif name == "learn":
             self.learner = value
             return
         elif name == "model":
             self.improviser.set_model(value)
+            if self.improviser.bins.n_step != self.style.n_step:  # other bins: the memory's tokens mean nothing now
+                self.style = StyleMemory(self.improviser.bins.n_step)
             self._reply_start = None  # a state of the old model cannot be restored into the new one
         elif name == "reroll":
             if not self._reroll(now):

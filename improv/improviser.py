@@ -20,6 +20,7 @@ from . import sampling
 from .encoding import N_PITCH, START_PITCH
 from .events import Event
 from .model import LoadedModel
+from .style import StyleMemory, blend
 
 DEFAULT_SEED_EVENTS = 64
 
@@ -201,12 +202,22 @@ class Improviser:
         rng: np.random.Generator,
         constraints: Constraints | None = None,
         top_p: float | None = None,
+        style: StyleMemory | None = None,
+        follow: float = 0.0,
     ) -> Sampled:
         """Sample the next event and make it part of the seed.
 
         Model files that have `sample_next` do it in one call (the live path's hot spot); the
-        draws are the same as `propose` + `observe_tokens`, which older files use.
+        draws are the same as `propose` + `observe_tokens`, which older files use. With a
+        `style` memory and `follow` > 0, pitch and step come from the blend of the model and
+        the memory wherever the memory has seen the last event played.
         """
+        if style is not None and follow > 0.0:
+            context = style.context(self.seed)
+            if context and style.matched_order(context) >= 1:
+                sampled = self._propose_blended(temperature, rng, constraints, top_p, style.joint(context), follow)
+                self.observe_tokens(sampled.tokens)
+                return sampled
         if not self._fused:
             sampled = self.propose(temperature, rng, constraints, top_p)
             self.observe_tokens(sampled.tokens)
@@ -229,6 +240,48 @@ class Improviser:
         self._note_chord(pitch, step)
         return Sampled(self.bins.decode(pitch, step, duration, velocity), (pitch, step, duration, velocity),
                        stats[0], stats[1])
+
+    def _propose_blended(
+        self,
+        temperature: float,
+        rng: np.random.Generator,
+        constraints: Constraints | None,
+        top_p: float | None,
+        joint: np.ndarray,
+        follow: float,
+    ) -> Sampled:
+        """`propose`, with step and pitch drawn from (1 - follow) * model + follow * memory;
+        `joint` is the memory's P(pitch, step bin). Temperature applies to the blend."""
+        module = self.module
+        with torch.inference_mode():
+            step_model = np.exp(sampling.log_softmax(module.step_logits(self.state).numpy()))
+            step_mix = blend(step_model, joint.sum(axis=0), follow)
+            step_mask = None
+            if constraints is not None and constraints.max_polyphony is not None:
+                step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_mix.size)
+            step, n_step, e_step = self._draw_probs(step_mix, temperature, rng, top_p, step_mask)
+            pitch_model = np.exp(sampling.log_softmax(module.pitch_logits(self.state, step).numpy()))
+            column = joint[:, step]
+            pitch_mix = blend(pitch_model, column / column.sum(), follow)
+            mask = constraints.pitch_mask() if constraints else None
+            if step == 0 and self._chord:
+                mask = np.ones(N_PITCH, dtype=bool) if mask is None else mask.copy()
+                mask[self._chord] = False
+            pitch, n_pitch, e_pitch = self._draw_probs(pitch_mix, temperature, rng, top_p, mask)
+            duration, n_dur, e_dur = self._draw(module.duration_logits(self.state, step, pitch).numpy(), temperature, rng, top_p)
+            velocity, n_vel, e_vel = self._draw(
+                module.velocity_logits(self.state, step, pitch, duration).numpy(), temperature, rng, top_p
+            )
+        tokens = (pitch, step, duration, velocity)
+        return Sampled(self.bins.decode(*tokens), tokens, n_step + n_pitch + n_dur + n_vel, e_step + e_pitch + e_dur + e_vel)
+
+    @classmethod
+    def _draw_probs(
+        cls, probs: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float | None, mask: np.ndarray | None
+    ) -> tuple[int, float, float]:
+        """`_draw` from a distribution instead of logits (a blend has no logits of its own)."""
+        with np.errstate(divide="ignore"):
+            return cls._draw(np.log(probs), temperature, rng, top_p, mask)
 
     def warm_up(self, rounds: int = 3) -> None:
         """Run the sampling path a few times and forget it: the first calls of a TorchScript

@@ -149,6 +149,11 @@ class Scheduler:
             if now - since > self.max_hold_s:
                 self._release(channel, pitch)
 
+    def send_now(self, data: Sequence[int]) -> None:
+        """A message that is not a note (clock, transport), sent at once through the same port."""
+        with self._lock:
+            self._raw(data)
+
     def _raw(self, data: Sequence[int]) -> None:
         try:
             self._send(data)

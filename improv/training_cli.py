@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--absolute-pitch", action="store_true",
                    help="no interval input/output for pitch (how models before 0.1 were trained)")
+    p.add_argument("--rhythm-grad", type=float, default=0.1,
+                   help="share of the step/duration/velocity heads' gradient that reaches the LSTM (default: %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
     p.add_argument("--length", type=int, default=128, help="events per training window (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                         relative_pitch=not args.absolute_pitch)
+                         relative_pitch=not args.absolute_pitch, rhythm_grad=args.rhythm_grad)
     settings = TrainSettings(
         minutes=args.minutes, epochs=args.epochs, batch=args.batch, length=args.length, lr=args.lr,
         patience=args.patience, lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,

@@ -1,0 +1,229 @@
+"""MIDI beat clock: follow a band's clock, or be the clock; the grid replies land on.
+
+Pure bookkeeping with the time passed in, so it is tested on a fake clock.
+Positions are counted in clock pulses (24 per quarter note) from the song's
+start; a grid of `division` pulses (6 for 1/16, 8 for 1/8T) is the set of
+positions that are multiples of it.
+
+`ClockFollower` estimates tempo and phase with a least-squares line through
+the last four beats' pulses (jitter averages out), and starts a new line when
+three pulses in a row miss the current one by more than the jitter allows:
+a tempo change is followed within a few pulses, not a beat later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+PULSES_PER_QUARTER = 24
+CLOCK = 0xF8
+START = 0xFA
+CONTINUE = 0xFB
+STOP = 0xFC
+SONG_POSITION = 0xF2
+PULSES_PER_SPP_UNIT = 6  # a Song Position Pointer counts sixteenth notes
+
+FIT_PULSES = 96  # four beats of pulses in the tempo fit (a tempo change restarts it)
+MIN_FIT_PULSES = 3
+CHANGE_PULSES = 3  # this many pulses off the line in a row mean the tempo changed
+MIN_MISS_S = 0.003  # ... off by more than this (or a quarter of a pulse, if larger)
+STALE_S = 0.5  # no pulse for this long: the clock is gone
+BPM_RANGE = (20.0, 400.0)
+
+QUANTIZE = {
+    "off": None,
+    "1/4": 24, "1/8": 12, "1/16": 6, "1/32": 3,
+    "1/4T": 16, "1/8T": 8, "1/16T": 4,
+}
+REPLY_ON = ("beat", "bar", "now")
+
+
+def parse_quantize(text: str) -> int | None:
+    """`1/16` -> 6 pulses, `1/8T` -> 8, `off` -> None; anything else is a one-line ValueError."""
+    for name, pulses in QUANTIZE.items():
+        if text.strip().lower() == name.lower():
+            return pulses
+    raise ValueError(f"unknown grid {text!r}: use one of {', '.join(QUANTIZE)}")
+
+
+def bpm_of(pulse_s: float) -> float:
+    return 60.0 / (pulse_s * PULSES_PER_QUARTER)
+
+
+def pulse_seconds(bpm: float) -> float:
+    if not (math.isfinite(bpm) and BPM_RANGE[0] <= bpm <= BPM_RANGE[1]):
+        raise ValueError(f"tempo must be {BPM_RANGE[0]:g}-{BPM_RANGE[1]:g} BPM, got {bpm}")
+    return 60.0 / (bpm * PULSES_PER_QUARTER)
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What a front end shows: tempo, whether the band is playing, where in the bar."""
+
+    bpm: float | None
+    running: bool
+    bar: int  # from 1
+    beat: int  # from 1
+    beats_per_bar: int
+    master: bool  # improv sends the clock
+
+
+class Grid:
+    """A line from pulse positions to times: `time_of(pulse)` and back."""
+
+    beats_per_bar = 4
+
+    def __init__(self) -> None:
+        self._origin_t: float | None = None  # time of pulse position `_origin_pulse`
+        self._origin_pulse = 0.0
+        self.pulse_s: float | None = None
+
+    @property
+    def bpm(self) -> float | None:
+        return bpm_of(self.pulse_s) if self.pulse_s else None
+
+    @property
+    def locked(self) -> bool:
+        return self._origin_t is not None and self.pulse_s is not None
+
+    def running_at(self, now: float) -> bool:
+        raise NotImplementedError
+
+    def time_of(self, pulse: float) -> float:
+        assert self._origin_t is not None and self.pulse_s is not None
+        return self._origin_t + (pulse - self._origin_pulse) * self.pulse_s
+
+    def pulse_at(self, t: float) -> float:
+        assert self._origin_t is not None and self.pulse_s is not None
+        return self._origin_pulse + (t - self._origin_t) / self.pulse_s
+
+    def next_point(self, t: float, division: int) -> float:
+        """The first grid time at or after `t` on a grid of `division` pulses."""
+        pulse = self.pulse_at(t)
+        k = math.ceil(pulse / division - 1e-9)
+        return self.time_of(k * division)
+
+    def nearest_point(self, t: float, division: int) -> float:
+        return self.time_of(round(self.pulse_at(t) / division) * division)
+
+    def transport(self, now: float, master: bool = False) -> Transport:
+        if not self.locked:
+            return Transport(None, False, 1, 1, self.beats_per_bar, master)
+        beats = max(math.floor(self.pulse_at(now) / PULSES_PER_QUARTER + 1e-6), 0)
+        return Transport(self.bpm, self.running_at(now), beats // self.beats_per_bar + 1,
+                         beats % self.beats_per_bar + 1, self.beats_per_bar, master)
+
+
+class ClockFollower(Grid):
+    """The tempo and position of an incoming MIDI clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.position = 0  # pulses since the song's start (what the next pulse will be, minus one)
+        self._fit: deque[tuple[int, float]] = deque(maxlen=FIT_PULSES)  # (position, time)
+        self._misses = 0
+        self._transport_seen = False
+        self._playing = False
+        self._last_pulse_t: float | None = None
+        self.pulses = 0
+
+    def feed(self, status: int, t: float, data: tuple[int, ...] = ()) -> str | None:
+        """One realtime or song-position message; returns "start", "stop" or "continue" when the transport changed."""
+        if status == CLOCK:
+            self._pulse(t)
+            return None
+        if status == START:
+            self._transport_seen = self._playing = True
+            self.position = -1  # the first pulse after Start is position 0
+            self._restart_fit()
+            return "start"
+        if status == CONTINUE:
+            self._transport_seen = self._playing = True
+            return "continue"
+        if status == STOP:
+            self._transport_seen = True
+            self._playing = False
+            return "stop"
+        if status == SONG_POSITION and len(data) >= 2:
+            sixteenths = (data[0] & 0x7F) | ((data[1] & 0x7F) << 7)
+            self.position = sixteenths * PULSES_PER_SPP_UNIT - 1
+            self._restart_fit()
+        return None
+
+    def running_at(self, now: float) -> bool:
+        """Playing: after Start/Continue until Stop (or, for gear that sends no transport, while pulses come)."""
+        fresh = self._last_pulse_t is not None and now - self._last_pulse_t <= STALE_S
+        if self._transport_seen:
+            return self._playing and fresh and self.locked
+        return fresh and self.locked
+
+    def _restart_fit(self) -> None:
+        self._fit.clear()
+        self._misses = 0
+
+    def _pulse(self, t: float) -> None:
+        self.pulses += 1
+        if self._last_pulse_t is not None and t - self._last_pulse_t > STALE_S:
+            self._restart_fit()  # the clock stopped and came back: the old line means nothing
+        self._last_pulse_t = t
+        if self._transport_seen and not self._playing:
+            return  # a stopped sequencer may keep its clock running: it does not move the song
+        self.position += 1
+        if self.locked and len(self._fit) >= MIN_FIT_PULSES:
+            miss = abs(t - self.time_of(self.position))
+            assert self.pulse_s is not None
+            if miss > max(MIN_MISS_S, self.pulse_s / 4):
+                self._misses += 1
+                if self._misses >= CHANGE_PULSES:  # a new tempo: keep only the pulses that show it
+                    recent = list(self._fit)[-(CHANGE_PULSES - 1):]
+                    self._fit.clear()
+                    self._fit.extend(recent)
+                    self._misses = 0
+            else:
+                self._misses = 0
+        self._fit.append((self.position, t))
+        self._refit()
+
+    def _refit(self) -> None:
+        n = len(self._fit)
+        if n < 2:
+            if n == 1 and self.pulse_s is not None:  # keep the old tempo, move the phase
+                self._origin_pulse, self._origin_t = self._fit[0]
+            return
+        mean_p = sum(p for p, _ in self._fit) / n
+        mean_t = sum(t for _, t in self._fit) / n
+        spread = sum((p - mean_p) ** 2 for p, _ in self._fit)
+        slope = sum((p - mean_p) * (t - mean_t) for p, t in self._fit) / spread
+        low, high = pulse_seconds(BPM_RANGE[1]), pulse_seconds(BPM_RANGE[0])
+        if not (low <= slope <= high):
+            return
+        self.pulse_s = slope
+        self._origin_pulse, self._origin_t = mean_p, mean_t
+
+
+class ClockMaster(Grid):
+    """improv's own clock at a fixed tempo: the pulses to send and the grid they make."""
+
+    def __init__(self, bpm: float, start_t: float) -> None:
+        super().__init__()
+        self.pulse_s = pulse_seconds(bpm)
+        self._origin_t = start_t
+        self._origin_pulse = 0.0
+        self.next_pulse = 0
+        self.playing = True
+
+    def running_at(self, now: float) -> bool:
+        return self.playing
+
+    def due(self, now: float) -> int:
+        """How many pulses are due by `now` (and count them as sent)."""
+        count = 0
+        while self.time_of(self.next_pulse) <= now:
+            self.next_pulse += 1
+            count += 1
+        return count
+
+    def next_due(self) -> float:
+        return self.time_of(self.next_pulse)

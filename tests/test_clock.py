@@ -1,0 +1,102 @@
+"""The beat clock's arithmetic on a fake clock: tempo, phase, tempo changes, transport."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from improv.clock import (
+    CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, ClockMaster, parse_quantize, pulse_seconds,
+)
+
+
+def send_clock(follower: ClockFollower, bpm: float, start_t: float, pulses: int, jitter_s: float = 0.0,
+               rng: random.Random | None = None, first_pulse: int = 0) -> list[float]:
+    """Ideal pulse times (the band's), fed with jitter; returns the ideal times."""
+    rng = rng or random.Random(0)
+    period = pulse_seconds(bpm)
+    ideal = [start_t + (first_pulse + k) * period for k in range(pulses)]
+    for t in ideal:
+        follower.feed(CLOCK, t + rng.uniform(-jitter_s, jitter_s))
+    return ideal
+
+
+@pytest.mark.parametrize("bpm", [60.0, 90.0, 140.0, 200.0])
+def test_tempo_and_phase_are_found_through_jitter(bpm: float) -> None:
+    follower = ClockFollower()
+    follower.feed(START, 0.0)
+    ideal = send_clock(follower, bpm, 0.01, 96, jitter_s=0.001, rng=random.Random(int(bpm)))
+    assert follower.bpm == pytest.approx(bpm, rel=0.005)
+    # the next sixteenth and the next beat land on the ideal grid within a fraction of a millisecond
+    now = ideal[-1] + 0.0001
+    period = pulse_seconds(bpm)
+    assert follower.next_point(now, 6) == pytest.approx(0.01 + 96 * period, abs=0.0007)
+    assert follower.next_point(now, 24) == pytest.approx(0.01 + 96 * period, abs=0.0007)
+    assert follower.next_point(now + period, 24) == pytest.approx(0.01 + 120 * period, abs=0.0008)
+
+
+def test_a_tempo_change_is_followed_within_a_beat() -> None:
+    follower = ClockFollower()
+    follower.feed(START, 0.0)
+    rng = random.Random(5)
+    ideal = send_clock(follower, 90.0, 0.0, 48, jitter_s=0.001, rng=rng)
+    change_t = ideal[-1] + pulse_seconds(140.0)
+    period = pulse_seconds(140.0)
+    for k in range(24):  # one beat at the new tempo
+        follower.feed(CLOCK, change_t + k * period + rng.uniform(-0.001, 0.001))
+    assert follower.bpm == pytest.approx(140.0, rel=0.01)
+    next_beat = change_t + 24 * period
+    assert follower.next_point(change_t + 23.5 * period, 24) == pytest.approx(next_beat, abs=0.001)
+
+
+def test_song_position_and_bars() -> None:
+    follower = ClockFollower()
+    follower.feed(SONG_POSITION, 0.0, (16, 0))  # sixteenth 16 = bar 2, beat 1
+    follower.feed(CONTINUE, 0.0)
+    send_clock(follower, 120.0, 0.0, 30)
+    transport = follower.transport(29 * pulse_seconds(120.0))
+    assert follower.position == 16 * 6 + 29
+    assert (transport.bar, transport.beat) == (2, 2)
+    assert transport.running
+
+
+def test_stop_stops_and_start_resets_the_position() -> None:
+    follower = ClockFollower()
+    follower.feed(START, 0.0)
+    send_clock(follower, 120.0, 0.0, 50)
+    t = 50 * pulse_seconds(120.0)
+    assert follower.running_at(t)
+    assert follower.feed(STOP, t) == "stop"
+    assert not follower.running_at(t)
+    send_clock(follower, 120.0, t, 10)  # a stopped machine that keeps sending clock: position stays
+    assert follower.position == 49
+    assert follower.feed(START, t + 0.3) == "start"
+    send_clock(follower, 120.0, t + 0.31, 5)
+    assert follower.position == 4 and follower.running_at(t + 0.31 + 5 * pulse_seconds(120.0))
+
+
+def test_a_clock_without_transport_runs_while_it_ticks() -> None:
+    follower = ClockFollower()
+    assert not follower.running_at(0.0)
+    send_clock(follower, 100.0, 0.0, 10)
+    last = 9 * pulse_seconds(100.0)
+    assert follower.running_at(last + 0.1)
+    assert not follower.running_at(last + 1.0)  # the clock went away
+
+
+def test_master_sends_pulses_on_time_without_drift() -> None:
+    master = ClockMaster(120.0, start_t=1.0)
+    sent = sum(master.due(1.0 + k * 0.013) for k in range(1000))  # polled at an odd rate
+    assert sent == int(12.987 / pulse_seconds(120.0)) + 1
+    assert master.next_due() == pytest.approx(1.0 + sent * pulse_seconds(120.0))
+
+
+def test_quantize_names() -> None:
+    assert parse_quantize("1/16") == 6
+    assert parse_quantize("1/8T") == 8
+    assert parse_quantize("off") is None
+    with pytest.raises(ValueError, match="unknown grid"):
+        parse_quantize("1/5")
+    with pytest.raises(ValueError, match="BPM"):
+        pulse_seconds(0.0)

@@ -1,0 +1,97 @@
+"""Session style memory: it learns the player's motifs and `follow` brings them back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from improv.engine import Engine, EngineSettings, Message, StateChanged
+from improv.events import Event
+from improv.improviser import Improviser
+from improv.models_cli import resolve_model
+from improv.style import StyleMemory, blend, check_follow
+
+# A motif no notated corpus suggests: odd leaps and an uneven rhythm (pitch, step s).
+MOTIF = [(60, 0.2), (66, 0.1), (61, 0.3), (71, 0.1), (63, 0.2)]
+MOTIF_MOVES = {(MOTIF[i][0], MOTIF[(i + 1) % len(MOTIF)][0]) for i in range(len(MOTIF))}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return resolve_model(None)
+
+
+def test_blend_is_the_model_at_0_and_the_memory_at_1() -> None:
+    model = np.array([0.7, 0.2, 0.1])
+    memory = np.array([0.0, 0.1, 0.9])
+    assert np.allclose(blend(model, memory, 0.0), model)
+    assert np.allclose(blend(model, memory, 1.0), memory)
+    assert np.allclose(blend(model, memory, 0.5), [0.35, 0.15, 0.5])
+    with pytest.raises(ValueError, match="follow"):
+        check_follow(1.5)
+
+
+def test_the_memory_predicts_what_the_player_repeats() -> None:
+    style = StyleMemory(n_step=32)
+    for _ in range(4):
+        for pitch, step in [(60, 5), (64, 7), (67, 9)]:
+            style.learn(pitch, step)
+    context = [style.token(60, 5), style.token(64, 7)]
+    joint = style.joint(context)
+    assert joint.shape == (128, 32)
+    assert np.unravel_index(joint.argmax(), joint.shape) == (67, 9)
+    assert joint[67, 9] > 0.5 and joint.sum() == pytest.approx(1.0)
+    assert style.matched_order(context) >= 2
+    assert style.matched_order([style.token(10, 1)]) <= 0  # never seen: nothing to say
+
+
+def motif_share(shipped, follow: float, seeds: int = 12, notes: int = 8) -> float:
+    """How often consecutive answer notes move as the motif does, after the player played it 6 times."""
+    improviser = Improviser(shipped)
+    style = StyleMemory(improviser.bins.n_step)
+    for _ in range(6):
+        for pitch, step in MOTIF:
+            improviser.observe(Event(pitch, step, 0.1, 80))
+            style.learn(*improviser.seed[-1][:2])
+    snapshot = improviser.snapshot()
+    hits = total = 0
+    for seed in range(seeds):
+        improviser.restore(snapshot)
+        rng = np.random.default_rng(seed)
+        last = MOTIF[-1][0]
+        for _ in range(notes):
+            pitch = improviser.sample(1.0, rng, style=style, follow=follow).event.pitch
+            hits += (last, pitch) in MOTIF_MOVES
+            total += 1
+            last = pitch
+    return hits / total
+
+
+def test_follow_1_brings_the_players_motif_back_far_more_often_than_follow_0(shipped) -> None:
+    alone = motif_share(shipped, 0.0)
+    following = motif_share(shipped, 1.0)
+    assert following > 0.8
+    assert following > 3 * alone
+
+
+def test_the_engine_learns_the_players_notes_and_takes_follow_commands(tiny_model) -> None:
+    engine = Engine(tiny_model, lambda data: None, EngineSettings(follow=0.25, random_seed=1), clock=lambda: 0.0)
+    assert engine.follow == 0.25
+    for i, pitch in enumerate([60, 62, 64]):
+        engine.push([0x90, pitch, 90], 1.0 + i * 0.2)
+        engine.push([0x80, pitch, 0], 1.1 + i * 0.2)
+    engine.process(2.0)
+    assert engine.style.events == 3
+    engine.command("follow", 0.8)
+    engine.command("follow_step", 0.5)
+    engine.command("follow", 7)  # out of range: a message, not a crash
+    engine.process(2.1)
+    seen = []
+    while not engine.events.empty():
+        seen.append(engine.events.get())
+    states = [e for e in seen if isinstance(e, StateChanged)]
+    assert [s.follow for s in states] == [0.8, 1.0]
+    assert any(isinstance(e, Message) and "follow" in e.text for e in seen)
+    assert engine.follow == 1.0
+    with pytest.raises(ValueError, match="follow"):
+        EngineSettings(follow=-0.1)
