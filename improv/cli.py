@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, live, models_cli, ports_cli, training_cli
+from . import __version__, live, models_cli, ports_cli, render_cli, training_cli
 from .errors import ImprovError
 
 EXIT_USAGE = 2
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.add_generate_parser(subparsers)
     models_cli.add_evaluate_parser(subparsers)
     ports_cli.add_parser(subparsers)
+    render_cli.add_parser(subparsers)
     live.add_learn_parser(subparsers)
     return parser
 

@@ -23,3 +23,7 @@ class PortError(ImprovError):
 
 class ConfigError(ImprovError, ValueError):
     """A configuration file or value that cannot be used."""
+
+
+class SynthError(ImprovError):
+    """The built-in synthesizer cannot start: no FluidSynth, no SoundFont, no audio output."""

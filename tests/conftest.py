@@ -27,6 +27,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.jack)
+        if "soundfont" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.synth)
     if jack_available() or in_ci():
         return
     missing = ", ".join(missing_jack_tools()) or "rtmidi's JACK API"
@@ -68,3 +70,36 @@ def tiny_model(tiny_model_file: Path):
     from improv.model import load
 
     return load(tiny_model_file)
+
+
+# --- synth: FluidSynth and a SoundFont ---------------------------------------
+#
+# Tests using `soundfont` (marked `synth`) play real audio through FluidSynth
+# (Debian's libfluidsynth3) with a General MIDI SoundFont (timgm6mb-soundfont);
+# .ci/run installs both. Without them these tests fail rather than skip, so a
+# machine missing them cannot pass silently; IMPROV_SKIP_SYNTH=1 skips them.
+
+SKIP_SYNTH_ENV = "IMPROV_SKIP_SYNTH"
+TEST_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")  # small, and what the thresholds were measured with
+
+
+@pytest.fixture(scope="session")
+def soundfont() -> Path:
+    from improv.errors import SynthError
+    from improv.soundfont import find_soundfont
+    from improv.synth import LIBRARY_HINT, fluidsynth_available
+
+    problem = ""
+    path = TEST_SOUNDFONT
+    if not fluidsynth_available():
+        problem = f"the FluidSynth library is missing: {LIBRARY_HINT}"
+    elif not TEST_SOUNDFONT.is_file():
+        try:
+            path = find_soundfont()
+        except SynthError as error:
+            problem = str(error)
+    if problem:
+        if os.environ.get(SKIP_SYNTH_ENV, "").strip().lower() not in ("", "0", "false"):
+            pytest.skip(f"synth tests skipped ({SKIP_SYNTH_ENV}): {problem}")
+        pytest.fail(f"{problem}; set {SKIP_SYNTH_ENV}=1 to skip the synth tests", pytrace=False)
+    return path
