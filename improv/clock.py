@@ -27,7 +27,7 @@ PULSES_PER_SPP_UNIT = 6  # a Song Position Pointer counts sixteenth notes
 
 FIT_PULSES = 96  # four beats of pulses in the tempo fit (a tempo change restarts it)
 MIN_FIT_PULSES = 3
-CHANGE_PULSES = 3  # this many pulses off the line in a row mean the tempo changed
+CHANGE_PULSES = 3  # this many pulses off the line in a row, further each time, mean the tempo changed
 MIN_MISS_S = 0.003  # ... off by more than this (or a quarter of a pulse, if larger)
 STALE_S = 0.5  # no pulse for this long: the clock is gone
 BPM_RANGE = (20.0, 400.0)
@@ -123,7 +123,8 @@ class ClockFollower(Grid):
         super().__init__()
         self.position = 0  # pulses since the song's start (what the next pulse will be, minus one)
         self._fit: deque[tuple[int, float]] = deque(maxlen=FIT_PULSES)  # (position, time)
-        self._misses = 0
+        self._recent_misses: list[float] = []  # consecutive misses, growing on one side
+        self._missed: list[tuple[int, float]] = []
         self._transport_seen = False
         self._playing = False
         self._last_pulse_t: float | None = None
@@ -161,7 +162,8 @@ class ClockFollower(Grid):
 
     def _restart_fit(self) -> None:
         self._fit.clear()
-        self._misses = 0
+        self._recent_misses = []
+        self._missed = []
 
     def _pulse(self, t: float) -> None:
         self.pulses += 1
@@ -172,17 +174,26 @@ class ClockFollower(Grid):
             return  # a stopped sequencer may keep its clock running: it does not move the song
         self.position += 1
         if self.locked and len(self._fit) >= MIN_FIT_PULSES:
-            miss = abs(t - self.time_of(self.position))
             assert self.pulse_s is not None
-            if miss > max(MIN_MISS_S, self.pulse_s / 4):
-                self._misses += 1
-                if self._misses >= CHANGE_PULSES:  # a new tempo: keep only the pulses that show it
-                    recent = list(self._fit)[-(CHANGE_PULSES - 1):]
+            miss = t - self.time_of(self.position)
+            if abs(miss) > max(MIN_MISS_S, self.pulse_s / 4):
+                # A tempo change misses by more each pulse, always on one side; a late
+                # delivery misses once (or at random). Only the first moves the line.
+                previous = self._recent_misses[-1] if self._recent_misses else None
+                if previous is not None and (previous > 0) == (miss > 0) and abs(miss) > abs(previous):
+                    self._recent_misses.append(miss)
+                else:
+                    self._recent_misses = [miss]
+                self._missed.append((self.position, t))
+                if len(self._recent_misses) >= CHANGE_PULSES:  # a new tempo: keep only the pulses that show it
                     self._fit.clear()
-                    self._fit.extend(recent)
-                    self._misses = 0
-            else:
-                self._misses = 0
+                    self._fit.extend(self._missed[-CHANGE_PULSES:])
+                    self._recent_misses = []
+                    self._missed = []
+                    self._refit()
+                return  # an outlier stays out of the fit
+            self._recent_misses = []
+            self._missed = []
         self._fit.append((self.position, t))
         self._refit()
 

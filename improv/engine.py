@@ -267,7 +267,7 @@ class Engine:
         self.failed: BaseException | None = None
         self.follower = ClockFollower() if self.settings.sync == "clock" else None
         self.master: ClockMaster | None = None  # made when the loop starts: its first pulse is then
-        self._last_beat: int | None = None
+        self._clock_running = False  # as last told to the front end
 
     # -- called from other threads ------------------------------------------------
 
@@ -353,6 +353,9 @@ class Engine:
             except (TypeError, ValueError) as error:  # a bad value from a front end: say so, keep playing
                 self.events.put(Message(f"{name}: {error}"))
         self._send_clock(now)
+        if self.follower is not None and self.follower.running_at(now) != self._clock_running:
+            self._clock_running = not self._clock_running  # Start, Stop, or the clock came or went
+            self.events.put(TransportChanged(self.follower.transport(now)))
         self.scheduler.run_due(now)
         if self.tracker.sounding and now >= self._next_stale_check:
             self._next_stale_check = now + 0.5

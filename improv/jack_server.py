@@ -658,6 +658,7 @@ class Received(NamedTuple):
 
     time_s: float  # time.monotonic() when the recorder saw it
     data: bytes
+    jack_s: float = 0.0  # JACK's time of the cycle it arrived in, from the recorder's first message
 
 
 class MidiRecorder:
@@ -711,13 +712,19 @@ class MidiRecorder:
             self._client = None
 
     def _poll(self, client: rtmidi.MidiIn) -> None:
-        """Move messages from rtmidi's queue to the list, stamped, until stopped."""
+        """Move messages from rtmidi's queue to the list, stamped, until stopped.
+
+        rtmidi's delta times come from JACK's clock in the process cycle, so their sum
+        (`jack_s`) times every source alike, free of this thread's polling delay.
+        """
+        jack_s = 0.0
         while not self._stop.is_set():
             event = client.get_message()
             if event is None:
                 time.sleep(self.poll_s)
                 continue
-            received = Received(time.monotonic(), bytes(event[0]))
+            jack_s += event[1]
+            received = Received(time.monotonic(), bytes(event[0]), jack_s)
             with self._changed:
                 self._messages.append(received)
                 self._changed.notify_all()

@@ -22,9 +22,30 @@ from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from . import controls as controls_mod
-from .engine import Crashed, Engine, EngineSettings, LearnedControl, Message, ReplyDone, StateChanged
+from .clock import BPM_RANGE, QUANTIZE, REPLY_ON, parse_quantize, pulse_seconds
+from .engine import (
+    SYNC_MODES,
+    Crashed,
+    Engine,
+    EngineSettings,
+    LearnedControl,
+    Message,
+    ReplyDone,
+    StateChanged,
+    TransportChanged,
+)
 from .errors import ConfigError, ImprovError, PortError
-from .midi_io import DEFAULT_CLIENT, MidiInput, MidiOutput, PortWatcher, Watchable, list_ports, open_input, open_output
+from .midi_io import (
+    DEFAULT_CLIENT,
+    MidiInput,
+    MidiOutput,
+    PortWatcher,
+    Watchable,
+    list_ports,
+    open_input,
+    open_output,
+)
+from .recording import Recording
 
 DEFAULT_GAP_MS = 500
 ALL_NOTES_OFF = 123
@@ -54,6 +75,18 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", type=Path, metavar="FILE", default=None, help="config file (default: the user config)")
     g.add_argument("--key", default=None, help="keep answers in a key, e.g. C:minor")
     g.add_argument("--range", dest="pitch_range", default="21-108", help="lowest-highest answer pitch (default 21-108)")
+    g.add_argument("--follow", type=float, metavar="W", default=0.0,
+                   help="0-1: how much answers follow what you have played this session (default 0: the model only)")
+    g.add_argument("--sync", choices=SYNC_MODES, default="off",
+                   help="clock: answer in time with incoming MIDI clock (Start/Stop/Continue/Song Position)")
+    g.add_argument("--quantize", default="1/16", metavar="GRID",
+                   help=f"grid for answers in time with a clock: {', '.join(QUANTIZE)} (default 1/16)")
+    g.add_argument("--reply-on", choices=REPLY_ON, default="beat",
+                   help="with a clock, answers start on the next beat, bar, or now (default beat)")
+    g.add_argument("--clock-out", type=float, metavar="BPM", default=None,
+                   help="be the clock: send MIDI clock, Start and Stop on the output at BPM")
+    g.add_argument("--record", type=Path, metavar="DIR", default=None,
+                   help="headless: save the session (tracks player and improv) as a MIDI file in DIR on exit")
 
 
 def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> EngineSettings:
@@ -71,6 +104,22 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
     if args.reply_seconds is not None and not args.reply_seconds > 0:
         raise ConfigError(f"--reply-seconds must be > 0, got {args.reply_seconds}")
     temperature = sampling.check_temperature(args.temperature if args.temperature is not None else config.temperature)
+    follow = getattr(args, "follow", 0.0)
+    if not 0.0 <= follow <= 1.0:
+        raise ConfigError(f"--follow must be between 0 and 1, got {follow}")
+    try:
+        quantize = parse_quantize(getattr(args, "quantize", "1/16"))
+    except ValueError as error:
+        raise ConfigError(f"--quantize: {error}") from None
+    clock_out = getattr(args, "clock_out", None)
+    if clock_out is not None:
+        try:
+            pulse_seconds(clock_out)
+        except ValueError:
+            raise ConfigError(f"--clock-out must be {BPM_RANGE[0]:g}-{BPM_RANGE[1]:g} BPM, got {clock_out:g}") from None
+    sync = getattr(args, "sync", "off")
+    if sync == "clock" and clock_out is not None:
+        raise ConfigError("--sync clock and --clock-out exclude each other: follow a clock or be one")
     return EngineSettings(
         mode=args.mode or config.mode,
         gap_s=gap_ms / 1000,
@@ -82,6 +131,11 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
         random_seed=args.random_seed,
         pitch_range=sampling.parse_range(args.pitch_range),
         key=sampling.parse_key(args.key) if args.key else None,
+        follow=follow,
+        sync=sync,
+        clock_out_bpm=clock_out,
+        quantize=quantize,
+        reply_on=getattr(args, "reply_on", "beat"),
     )
 
 
@@ -245,8 +299,17 @@ def install_exit_handlers(session: LiveSession) -> None:
 @dataclass
 class HeadlessPrinter:
     out: TextIO
+    _running: bool | None = None
 
     def show(self, event: Any) -> None:
+        if isinstance(event, TransportChanged):
+            transport = event.transport
+            if transport.bpm is None or transport.running == self._running:
+                return
+            self._running = transport.running
+            self.out.write(f"clock {'running' if transport.running else 'stopped'} at {transport.bpm:.1f} BPM\n")
+            self.out.flush()
+            return
         if isinstance(event, ReplyDone):
             pitches = f"{min(event.pitches)}-{max(event.pitches)}" if event.pitches else "-"
             cut = "  (interrupted)" if event.interrupted else ""
@@ -256,7 +319,8 @@ class HeadlessPrinter:
                 f"tempo x{event.tempo_factor:.2f}  pitches {pitches}{cut}\n"
             )
         elif isinstance(event, StateChanged):
-            self.out.write(f"temperature {event.temperature:.2f}  mode {event.mode}{'  paused' if event.paused else ''}\n")
+            self.out.write(f"temperature {event.temperature:.2f}  follow {event.follow:.2f}  mode {event.mode}"
+                           f"{'  paused' if event.paused else ''}\n")
         elif isinstance(event, Message):
             self.out.write(f"{event.text}\n")
         elif isinstance(event, Crashed):
@@ -267,8 +331,12 @@ class HeadlessPrinter:
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    record_dir: Path | None = getattr(args, "record", None)
+    if record_dir is not None and record_dir.exists() and not record_dir.is_dir():
+        raise ConfigError(f"--record {record_dir}: not a directory")
     session = LiveSession(args)
     printer = HeadlessPrinter(sys.stdout)
+    recording = Recording()
     try:
         install_exit_handlers(session)
         session.start()
@@ -284,6 +352,7 @@ def run_headless(args: argparse.Namespace) -> int:
             except queue.Empty:
                 event = None
             if event is not None:
+                recording.take(event, session.engine.clock())
                 if isinstance(event, LearnedControl):
                     path = session.save_learned(event.learned)
                     print(f"learned {event.learned}; saved to {path}", flush=True)
@@ -299,6 +368,26 @@ def run_headless(args: argparse.Namespace) -> int:
         return 130
     finally:
         session.close()
+        if record_dir is not None:
+            _save_recording(recording, record_dir, session)
+
+
+def _save_recording(recording: Recording, directory: Path, session: LiveSession) -> None:
+    """The session's notes to DIR/session-*.mid (after every note was released)."""
+    while True:  # what the engine said before it stopped
+        try:
+            recording.take(session.engine.events.get_nowait(), session.engine.clock())
+        except queue.Empty:
+            break
+    if not len(recording):
+        print(f"nothing played: no session saved in {directory}", flush=True)
+        return
+    try:
+        path = recording.save(directory, session.engine.clock())
+    except OSError as error:
+        print(f"improv: could not save the session in {directory}: {error.strerror or error}", file=sys.stderr, flush=True)
+        return
+    print(f"session saved to {path}", flush=True)
 
 
 def run_learn(args: argparse.Namespace) -> int:

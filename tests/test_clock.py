@@ -100,3 +100,14 @@ def test_quantize_names() -> None:
         parse_quantize("1/5")
     with pytest.raises(ValueError, match="BPM"):
         pulse_seconds(0.0)
+
+
+def test_a_late_delivery_does_not_move_the_grid() -> None:
+    follower = ClockFollower()
+    follower.feed(START, 0.0)
+    period = pulse_seconds(140.0)
+    for k in range(60):
+        late = 0.008 if k in (40, 41, 50) else 0.0  # the receiving thread was busy: a few pulses arrive late
+        follower.feed(CLOCK, k * period + late)
+    assert follower.bpm == pytest.approx(140.0, rel=1e-6)
+    assert follower.next_point(59.5 * period, 6) == pytest.approx(60 * period, abs=1e-6)

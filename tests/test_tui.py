@@ -24,7 +24,7 @@ from improv.tui.app import ImprovApp
 from improv.tui.keys import KEY_COMMANDS
 from improv.tui.piano import NOTE_S, ComputerPiano, note_name
 from improv.tui.readouts import LatencyStats, gauge, source_name, temperature_fraction
-from improv.tui.recording import IMPROV, PLAYER, Recording
+from improv.recording import IMPROV, PLAYER, Recording
 from improv.tui.screens import LEARN_CHOICES, HelpScreen, LearnPicker, PortPicker, help_table
 from improv.tui.widgets import PianoRoll, PitchWindow, fit_pitches, roll_cells
 
@@ -215,6 +215,35 @@ async def test_arrows_and_brackets_step_the_temperature(make_session, tmp_path) 
         await pilot.press("down", "down", "left_square_bracket")
         await wait_until(pilot, lambda: session.engine.temperature == pytest.approx(0.95), what="0.95")
         await wait_until(pilot, lambda: "temperature 0.95" in screen_text(app), what="0.95 shown")
+
+
+@async_test
+async def test_full_stop_and_comma_step_the_follow_amount(make_session, tmp_path) -> None:
+    session = make_session()
+    app = make_app(session, tmp_path)
+    async with app.run_test() as pilot:
+        assert "follow 0.00" in screen_text(app)
+        await pilot.press("full_stop", "full_stop", "full_stop")
+        await wait_until(pilot, lambda: session.engine.follow == pytest.approx(0.3), what="0.3")
+        await wait_until(pilot, lambda: "follow 0.30" in screen_text(app), what="0.30 shown")
+        await pilot.press("comma")
+        await wait_until(pilot, lambda: session.engine.follow == pytest.approx(0.2), what="0.2")
+
+
+@async_test
+async def test_tempo_and_beat_of_a_midi_clock_are_shown(make_session, tmp_path) -> None:
+    session = make_session(sync="clock")
+    app = make_app(session, tmp_path)
+    async with app.run_test() as pilot:
+        assert "waiting for MIDI clock" in screen_text(app)
+        engine = session.engine
+        start = engine.clock() - 3.0
+        engine.push([0xFA], start)
+        for k in range(24 * 5 + 1):  # five beats at 100 BPM, as a drum machine sent them until now
+            engine.push([0xF8], start + k * 0.025)
+        await wait_until(pilot, lambda: "clock 100.0 BPM bar 2 beat 2" in screen_text(app), what="tempo and beat")
+        engine.push([0xFC], engine.clock())
+        await wait_until(pilot, lambda: "clock 100.0 BPM stopped" in screen_text(app), what="stopped")
 
 
 @async_test

@@ -30,12 +30,13 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from ..controls import Action, ControlMap, Learned, Learner
-from ..engine import Crashed, Engine, LearnedControl, Message, NotePlayed, PlayerNoteOn, ReplyDone, StateChanged
+from ..clock import Transport
+from ..engine import Crashed, Engine, LearnedControl, Message, ReplyDone, StateChanged, TransportChanged
 from ..errors import ImprovError
 from .keys import KEY_BAR, KEY_COMMANDS, LETTER_ACTIONS, PIANO_BAR
 from .piano import NOTE_S, VELOCITY, ComputerPiano
 from .readouts import LatencyStats, gauge, key_text, number, source_name, temperature_fraction
-from .recording import IMPROV, Recording
+from ..recording import IMPROV, Recording
 from .screens import HelpScreen, LearnPicker, PortNow, PortPicker
 from .widgets import FlowLine, PianoRoll
 
@@ -43,6 +44,7 @@ POLL_HZ = 30
 MAX_EVENTS_PER_POLL = 5000  # a flood beyond this waits for the next tick
 PIANO_TAG = "keys"  # the scheduler tag of notes played on the computer keyboard
 GAUGE_WIDTH = 20
+FOLLOW_GAUGE_WIDTH = 10
 NOTE_ON, NOTE_OFF = 0x90, 0x80
 
 
@@ -111,6 +113,8 @@ class ImprovApp(App[int]):
     piano_on = reactive(False, init=False)
     learning = reactive[Action | None](None, init=False)
     surprise = reactive[float | None](None, init=False)  # nats per note of the last answer
+    follow = reactive(0.0, init=False)
+    transport = reactive[Transport | None](None, init=False)  # the clock answers keep time with
 
     def __init__(
         self,
@@ -150,6 +154,7 @@ class ImprovApp(App[int]):
         self.set_reactive(ImprovApp.mode, engine.mode)
         self.set_reactive(ImprovApp.paused, engine.paused)
         self.set_reactive(ImprovApp.key, engine.constraints.key)
+        self.set_reactive(ImprovApp.follow, engine.follow)
 
     # -- layout ------------------------------------------------------------------------
 
@@ -211,21 +216,18 @@ class ImprovApp(App[int]):
             roll.refresh()
 
     def handle_event(self, event: object) -> None:
-        if isinstance(event, NotePlayed):
-            self.recording.played(event.who, event.pitch, event.velocity, event.start, event.duration)
-        elif isinstance(event, PlayerNoteOn):
-            self.recording.key_down(event.pitch, event.velocity, event.start)
-        elif isinstance(event, ReplyDone):
+        self.recording.take(event, self.clock())
+        if isinstance(event, ReplyDone):
             if event.notes:
                 self.surprise = event.surprise
                 self.step_ms = event.step_ms
             if not event.rerolled:
                 self.latency.add(event.latency_ms)
-            if event.interrupted:
-                self.recording.cut(IMPROV, self.clock())
         elif isinstance(event, StateChanged):
-            self.temperature, self.mode, self.paused, self.key = (
-                event.temperature, event.mode, event.paused, event.key)
+            self.temperature, self.mode, self.paused, self.key, self.follow = (
+                event.temperature, event.mode, event.paused, event.key, event.follow)
+        elif isinstance(event, TransportChanged):
+            self.transport = event.transport
         elif isinstance(event, Message):
             self.say(event.text)
         elif isinstance(event, LearnedControl):
@@ -272,6 +274,9 @@ class ImprovApp(App[int]):
             pieces.append("piano off")
         if self.learning is not None:
             pieces.append(Text(f"learning {self.learning}: move a control (l: cancel)", "bold"))
+        clock = self._clock_text()
+        if clock is not None:
+            pieces.append(clock)
         self._state.set_pieces(pieces)
         bounds = self.session.control_map.temperature_bounds
         control = source_name(self.session.control_map.source(Action.TEMPERATURE))
@@ -279,7 +284,24 @@ class ImprovApp(App[int]):
             Text.assemble(("temperature", "bold"), f" {self.temperature:.2f} ",
                           gauge(temperature_fraction(self.temperature, bounds), GAUGE_WIDTH), f" {control}"),
             f"surprise {number(self.surprise, 2)} nats",
+            Text.assemble(("follow", "bold"), f" {self.follow:.2f} ", gauge(self.follow, FOLLOW_GAUGE_WIDTH),
+                          f" {source_name(self.session.control_map.source(Action.FOLLOW))}"),
         ])
+
+    def _clock_text(self) -> Text | None:
+        """Tempo and beat when answers keep time with a clock; None when playing free."""
+        settings = self.session.engine.settings
+        if settings.sync == "off" and settings.clock_out_bpm is None:
+            return None
+        transport = self.transport
+        who = "clock out" if settings.clock_out_bpm is not None else "clock"
+        if transport is None or transport.bpm is None:
+            return Text(f"{who}: waiting for MIDI clock" if settings.sync == "clock" else f"{who}: starting")
+        if not transport.running:
+            return Text.assemble(f"{who} ", (f"{transport.bpm:.1f} BPM", "bold"), " stopped")
+        beats = "".join("●" if b == transport.beat else "·" for b in range(1, transport.beats_per_bar + 1))
+        return Text.assemble(f"{who} ", (f"{transport.bpm:.1f} BPM", "bold"),
+                             f" bar {transport.bar} beat {transport.beat} {beats}")
 
     def _show_readings(self) -> None:
         engine = self.session.engine
@@ -298,6 +320,12 @@ class ImprovApp(App[int]):
         self._keys.set_pieces(_bar(PIANO_BAR if self.piano_on else KEY_BAR))
 
     def watch_temperature(self) -> None:
+        self._show_state()
+
+    def watch_follow(self) -> None:
+        self._show_state()
+
+    def watch_transport(self) -> None:
         self._show_state()
 
     def watch_mode(self) -> None:
@@ -368,6 +396,9 @@ class ImprovApp(App[int]):
 
     def action_temperature(self, step: float) -> None:
         self.session.engine.command("temperature_step", step)
+
+    def action_follow(self, step: float) -> None:
+        self.session.engine.command("follow_step", step)
 
     def action_mode(self) -> None:
         self.session.engine.command("mode")

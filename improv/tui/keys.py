@@ -18,6 +18,8 @@ KEY_COMMANDS: tuple[KeyCommand, ...] = (
     KeyCommand("space", "pause", "space", "listen / pause: improv keeps hearing you but stops answering"),
     KeyCommand("up,right_square_bracket", "temperature(0.05)", "↑  ]", "temperature +0.05: bolder answers"),
     KeyCommand("down,left_square_bracket", "temperature(-0.05)", "↓  [", "temperature -0.05: safer answers"),
+    KeyCommand("full_stop", "follow(0.1)", ".", "follow +0.1: answers lean on what you played this session"),
+    KeyCommand("comma", "follow(-0.1)", ",", "follow -0.1: answers lean on the trained model"),
     KeyCommand("m", "mode", "m", "mode: call (answer when you pause) / duet (play along)", letter=True),
     KeyCommand("l", "learn", "l", "MIDI learn: pick an action, move a control; saved to the config", letter=True),
     KeyCommand("p", "ports", "p", "ports: pick the MIDI input and output; switches live", letter=True),
@@ -37,6 +39,7 @@ LETTER_ACTIONS = frozenset(command.action for command in KEY_COMMANDS if command
 KEY_BAR: tuple[tuple[str, str], ...] = (
     ("space", "pause"),
     ("↑↓", "temperature"),
+    (", .", "follow"),
     ("m", "call/duet"),
     ("l", "learn"),
     ("p", "ports"),

@@ -12,7 +12,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from .piano import note_name
-from .recording import IMPROV, PLAYER, Recording, RollNote
+from ..recording import IMPROV, PLAYER, Recording, RollNote
 
 PLAYER_GLYPH = "█"
 IMPROV_GLYPH = "▒"

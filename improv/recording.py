@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..events import Note
-from ..midifile import write_midi
+from .events import Note
+from .midifile import write_midi
 
 PLAYER = "player"
 IMPROV = "improv"
@@ -94,6 +94,17 @@ class Recording:
     def visible(self, start: float, end: float) -> list[RollNote]:
         """Notes sounding at some time in [start, end] (held ones sound until `end`)."""
         return [n for n in self._recent(start - _LONGEST_NOTE_S) if n.start <= end and n.end_or(end) >= start]
+
+    def take(self, event: object, now: float) -> None:
+        """Keep what an engine event says about the notes (other events are ignored)."""
+        from .engine import NotePlayed, PlayerNoteOn, ReplyDone
+
+        if isinstance(event, NotePlayed):
+            self.played(event.who, event.pitch, event.velocity, event.start, event.duration)
+        elif isinstance(event, PlayerNoteOn):
+            self.key_down(event.pitch, event.velocity, event.start)
+        elif isinstance(event, ReplyDone) and event.interrupted:
+            self.cut(IMPROV, now)
 
     def tracks(self, now: float) -> dict[str, list[Note]]:
         """The notes as {"player": [...], "improv": [...]}, the first one starting at 0 s."""
