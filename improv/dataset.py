@@ -6,8 +6,8 @@ Offline only: never imported by the live path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -138,20 +138,24 @@ def find_midi_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def load_midi_files(
-    paths: Sequence[str | Path], include_drums: bool = False, warn: Callable[[str], None] | None = None
+    paths: Sequence[str | Path], include_drums: bool = False, warn: Callable[[str], None] | None = None,
+    player_only: bool = False,
 ) -> tuple[list[tuple[str, list[Note]]], int]:
     """(name, notes) per readable file with notes, and how many files were skipped.
 
-    An unreadable file costs a one-line warning, never the whole run.
+    An unreadable file costs a one-line warning, never the whole run. With `player_only`, a
+    saved session (a file with a track named `player`) gives only the player's notes: a model
+    fine-tuned on a player should not learn its own answers back.
     """
     from .errors import MidiFileError
-    from .midifile import read_midi
+    from .midifile import read_midi, read_midi_tracks
 
     works: list[tuple[str, list[Note]]] = []
     skipped = 0
     for path in find_midi_files(paths):
         try:
-            notes = read_midi(path)
+            tracks = read_midi_tracks(path) if player_only else {}
+            notes = tracks["player"] if "player" in tracks else read_midi(path)
         except MidiFileError as error:
             skipped += 1
             if warn:

@@ -54,6 +54,7 @@ class TrainResult:
     best_valid: dict[str, float] = field(default_factory=dict)
     stopped_because: str = ""
     minutes: float = 0.0
+    best_guard: float | None = None  # summed NLL per event on the guard set at the best epoch
 
 
 def pick_device(name: str) -> torch.device:
@@ -159,8 +160,15 @@ def train(
     summary: dict | None = None,
     on_progress: Callable[[str], None] | None = None,
     init_state: dict | None = None,
+    guard_seqs: Sequence[EventArrays] | None = None,
 ) -> TrainResult:
-    """Train, keep the epoch with the best total validation NLL, export it to `out_path`."""
+    """Train, keep the epoch with the best total validation NLL, export it to `out_path`.
+
+    With `init_state` training starts from those weights (fine-tuning). With `guard_seqs`
+    (the default corpus's held-out works, when fine-tuning on a player's sessions) the epoch
+    kept is the best on the mean of both validation sets, so gaining the player's style
+    cannot cost everything else the model knew.
+    """
     config = config or ModelConfig()
     settings = settings or TrainSettings()
     say = on_progress or (lambda text: None)
@@ -229,7 +237,11 @@ def train(
             train_nll = {h: sums[h] / max(counts[h], 1) for h in HEADS}
             valid_nll = evaluate_nll(net, valid_seqs, device)
             minutes = (time.monotonic() - started) / 60
-            total = sum(valid_nll.values())
+            total = _total(valid_nll)
+            guard_total = None
+            if guard_seqs:
+                guard_total = _total(evaluate_nll(net, guard_seqs, device))
+                total = (total + guard_total) / 2
             scheduler.step(valid_nll["pitch"])  # pitch learns longest; the rhythm heads plateau early
             record = EpochRecord(epoch, minutes, optimizer.param_groups[0]["lr"], train_nll, valid_nll)
             result.history.append(record)
@@ -242,10 +254,12 @@ def train(
                 best_total = total
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 result.best_epoch, result.best_valid = epoch, valid_nll
+                result.best_guard = guard_total
             say(
                 f"epoch {epoch} {minutes:.1f} min  valid "
                 + " ".join(f"{h} {valid_nll[h]:.3f}" for h in HEADS)
                 + "  train " + " ".join(f"{h} {train_nll[h]:.3f}" for h in HEADS)
+                + (f"  guard total {guard_total:.3f}" if guard_total is not None else "")
             )
             result.minutes = minutes
             _write_csv(out_path.with_suffix(".csv"), result.history)
@@ -279,13 +293,26 @@ def train(
             "train_events": events,
         }
     )
+    if result.best_guard is not None:
+        info["guard_nll_total"] = round(result.best_guard, 4)
     export(net, out_path, info)
     plot_curves(result.history, out_path.with_suffix(".png"))
     (run_dir / "summary.json").write_text(json.dumps(info, indent=2))
     return result
 
 
+def _total(nll: dict[str, float]) -> float:
+    """Summed NLL per event over the heads (a head with nothing to score, e.g. velocity, counts 0)."""
+    return sum(v for v in nll.values() if not math.isnan(v))
+
+
 def _progress_bar(epochs: int, steps_per_epoch: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
