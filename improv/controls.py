@@ -50,6 +50,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     reply_notes = 16      # notes per reply at start-up
     reply_notes_lo = 4    # reply_length knob at 0
     reply_notes_hi = 64   # ... at 127
+    soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
                           # channel = 1-16 as on your gear; no channel: any
@@ -534,6 +535,7 @@ class Config:
     reply_notes: int = 16
     reply_notes_lo: int = 4
     reply_notes_hi: int = 64
+    soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
     def __post_init__(self) -> None:
@@ -553,6 +555,8 @@ class Config:
         set_(self, "reply_notes_lo", notes_lo)
         set_(self, "reply_notes_hi", notes_hi)
         set_(self, "reply_notes", _int(self.reply_notes, "reply_notes", notes_lo, notes_hi))
+        if not isinstance(self.soundfont, str):
+            raise ConfigError(f"soundfont must be a file path in quotes, got {_show(self.soundfont)}")
         if not isinstance(self.controls, Mapping):
             raise ConfigError(f"controls must be a table of action = source, got {_show(self.controls)}")
         set_(self, "controls", _check_controls(self.controls))

@@ -24,6 +24,7 @@ from typing import Any, TextIO, TypeVar
 from . import controls as controls_mod
 from .clock import BPM_RANGE, QUANTIZE, REPLY_ON, parse_quantize, pulse_seconds
 from .engine import (
+    PLAYER_TAGS,
     SYNC_MODES,
     Crashed,
     Engine,
@@ -46,9 +47,11 @@ from .midi_io import (
     open_output,
 )
 from .recording import Recording
+from .synth import rechannel
 
 DEFAULT_GAP_MS = 500
 ALL_NOTES_OFF = 123
+ALL_SOUND_OFF = 120
 _Port = TypeVar("_Port", MidiInput, MidiOutput)
 
 
@@ -85,6 +88,18 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                    help="with a clock, answers start on the next beat, bar, or now (default beat)")
     g.add_argument("--clock-out", type=float, metavar="BPM", default=None,
                    help="be the clock: send MIDI clock, Start and Stop on the output at BPM")
+    g.add_argument("--synth", nargs="?", const="", default=None, metavar="SOUNDFONT",
+                   help="play through the built-in General MIDI synth (a SoundFont: this file, the config's, "
+                        "or one installed in the usual places)")
+    g.add_argument("--player-program", type=int, metavar="N", default=0,
+                   help="General MIDI program (0-127) of your notes on the synth (default 0, piano)")
+    g.add_argument("--improv-program", type=int, metavar="N", default=4,
+                   help="General MIDI program (0-127) of improv's notes on the synth (default 4, electric piano)")
+    g.add_argument("--audio-driver", metavar="NAME", default=None,
+                   help="synth audio output, e.g. pulseaudio, pipewire, alsa, jack, coreaudio, wasapi "
+                        "(default: the first that works)")
+    g.add_argument("--audio-buffer", type=int, metavar="FRAMES", default=512,
+                   help="synth audio buffer in frames (default 512: 11.6 ms at 44.1 kHz)")
     g.add_argument("--record", type=Path, metavar="DIR", default=None,
                    help="headless: save the session (tracks player and improv) as a MIDI file in DIR on exit")
 
@@ -186,6 +201,56 @@ class LiveSession:
             raise
         self.messages: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.watcher = PortWatcher(self._ports(), self.messages.put)
+        self.synth: Any = None
+        self._synth_args = args
+        self.engine.scheduler.tap = self._to_synth
+        if getattr(args, "synth", None) is not None:
+            try:
+                self.start_synth()
+            except ImprovError as error:
+                if not ports_optional:
+                    self.close()
+                    raise
+                self.problems.append(f"no synth: {error}")
+
+    # -- the built-in synth ------------------------------------------------------------
+
+    def start_synth(self) -> str:
+        """Sound through the built-in synth from now on; a one-line ImprovError if it cannot."""
+        from .soundfont import find_soundfont
+        from .synth import Synth
+
+        if self.synth is None:
+            args = self._synth_args
+            soundfont = find_soundfont(getattr(args, "synth", None) or None, self.config.soundfont or None)
+            self.synth = Synth(soundfont, player_program=getattr(args, "player_program", 0),
+                               improv_program=getattr(args, "improv_program", 4),
+                               audio_driver=getattr(args, "audio_driver", None),
+                               buffer_frames=getattr(args, "audio_buffer", 512))
+        return self.synth_description
+
+    def stop_synth(self) -> None:
+        synth, self.synth = self.synth, None
+        if synth is not None:
+            synth.close()  # silences first
+
+    @property
+    def synth_description(self) -> str:
+        synth = self.synth
+        if synth is None:
+            return "off"
+        return f"{synth.soundfont.name} via {synth.audio_driver}"
+
+    def _to_synth(self, tag: str | None, data: Sequence[int]) -> None:
+        """What the engine sends, on the synth: the player's notes and improv's on their own sounds."""
+        synth = self.synth
+        if synth is None:
+            return
+        if tag is None:
+            if len(data) == 3 and data[0] & 0xF0 == 0xB0 and data[1] in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+                synth.all_notes_off()  # a panic
+            return
+        synth.send(rechannel(data, synth.player_channel if tag in PLAYER_TAGS else synth.improv_channel))
 
     def _open_port(self, opener: Callable[[], _Port], kind: str, optional: bool) -> _Port | None:
         try:
@@ -265,6 +330,7 @@ class LiveSession:
             self._closed.set()
         self.watcher.stop()
         self.engine.stop()  # releases every note
+        self.stop_synth()
         if self.input is not None:
             self.input.close()
         if self.output is not None:
@@ -340,6 +406,8 @@ def run_headless(args: argparse.Namespace) -> int:
     try:
         install_exit_handlers(session)
         session.start()
+        if session.synth is not None:
+            print(f"synth: {session.synth_description}, {session.synth.latency_ms:.1f} ms audio buffer", flush=True)
         print(
             f"improv listening on {session.input.description}, answering on {session.output.description} "
             f"(mode {session.engine.mode}, gap {session.engine.settings.gap_s * 1000:.0f} ms, "

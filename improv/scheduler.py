@@ -58,6 +58,9 @@ class Scheduler:
         self._send = send
         self.max_hold_s = max_hold_s
         self._on_sent = on_sent
+        # Also hears every message sent, with the tag of its note (None: not a note, e.g. CC123):
+        # the built-in synth, which plays the player's and improv's notes with different sounds.
+        self.tap: Callable[[str | None, Sequence[int]], object] | None = None
         self._heap: list[_Pending] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
@@ -135,14 +138,14 @@ class Scheduler:
             self._release(channel, pitch)  # end it before it is struck again
         self._sounding[(channel, pitch)] = (note_id, now, tag)
         self.channels_used.add(channel)
-        self._raw((NOTE_ON | channel, pitch, velocity))
+        self._raw((NOTE_ON | channel, pitch, velocity), tag)
         self.late_s.append(now - scheduled)
         if self._on_sent is not None:
             self._on_sent(Sent(tag, pitch, velocity, channel, scheduled, now, duration))
 
     def _release(self, channel: int, pitch: int) -> None:
-        del self._sounding[(channel, pitch)]
-        self._raw((NOTE_OFF | channel, pitch, 0))
+        _, _, tag = self._sounding.pop((channel, pitch))
+        self._raw((NOTE_OFF | channel, pitch, 0), tag)
 
     def _watchdog(self, now: float) -> None:
         for (channel, pitch), (_, since, _) in list(self._sounding.items()):
@@ -154,11 +157,17 @@ class Scheduler:
         with self._lock:
             self._raw(data)
 
-    def _raw(self, data: Sequence[int]) -> None:
+    def _raw(self, data: Sequence[int], tag: str | None = None) -> None:
         try:
             self._send(data)
         except Exception:  # a vanished port must not stop the instrument
             self.send_errors += 1
+        tap = self.tap
+        if tap is not None:
+            try:
+                tap(tag, data)
+            except Exception:  # nor a synth that failed
+                self.send_errors += 1
 
     # -- stopping ---------------------------------------------------------------
 

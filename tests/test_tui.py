@@ -82,8 +82,25 @@ class FakeSession:
         self.switched: list[tuple[str, str | None, str | None]] = []
         self.list_error: str | None = None
         self.closed = False
+        self.synth: Any = None
+        self.soundfont: Path | None = None  # what --synth would find; None: no SoundFont anywhere
         if start:
             self.engine.start()
+
+    def start_synth(self) -> str:
+        from improv.errors import SynthError
+        from improv.synth import Synth
+
+        if self.soundfont is None:
+            raise SynthError("no SoundFont found; install one: sudo apt install fluid-soundfont-gm")
+        self.synth = Synth(self.soundfont, audio_driver="memory")
+        self.engine.scheduler.tap = lambda tag, data: self.synth and self.synth.send(data)
+        return f"{self.soundfont.name} via memory"
+
+    def stop_synth(self) -> None:
+        synth, self.synth = self.synth, None
+        if synth is not None:
+            synth.close()
 
     def list_ports(self, api: str | None = None) -> tuple[list[str], list[str]]:
         if self.list_error:
@@ -244,6 +261,24 @@ async def test_tempo_and_beat_of_a_midi_clock_are_shown(make_session, tmp_path) 
         await wait_until(pilot, lambda: "clock 100.0 BPM bar 2 beat 2" in screen_text(app), what="tempo and beat")
         engine.push([0xFC], engine.clock())
         await wait_until(pilot, lambda: "clock 100.0 BPM stopped" in screen_text(app), what="stopped")
+
+
+@async_test
+async def test_a_turns_the_built_in_synth_on_and_off(make_session, tmp_path, soundfont) -> None:
+    session = make_session()
+    app = make_app(session, tmp_path)
+    async with app.run_test() as pilot:
+        await pilot.press("a")
+        await wait_until(pilot, lambda: "no synth: no SoundFont found" in app.status_text, what="one-line error")
+        assert session.synth is None and app.is_running
+        session.soundfont = soundfont
+        await pilot.press("a")
+        await wait_until(pilot, lambda: session.synth is not None, what="synth on")
+        await wait_until(pilot, lambda: "audio 0.0 ms" in screen_text(app), what="audio latency shown (none in memory)")
+        synth = session.synth
+        await pilot.press("a")
+        await wait_until(pilot, lambda: session.synth is None, what="synth off")
+        assert synth.closed and "synth off" in app.status_text
 
 
 @async_test

@@ -29,20 +29,35 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Static
 
-from ..controls import Action, ControlMap, Learned, Learner
 from ..clock import Transport
-from ..engine import Crashed, Engine, LearnedControl, Message, ReplyDone, StateChanged, TransportChanged
+from ..controls import Action, ControlMap, Learned, Learner
+from ..engine import (
+    PIANO_TAG,
+    Crashed,
+    Engine,
+    LearnedControl,
+    Message,
+    ReplyDone,
+    StateChanged,
+    TransportChanged,
+)
 from ..errors import ImprovError
+from ..recording import IMPROV, Recording
 from .keys import KEY_BAR, KEY_COMMANDS, LETTER_ACTIONS, PIANO_BAR
 from .piano import NOTE_S, VELOCITY, ComputerPiano
-from .readouts import LatencyStats, gauge, key_text, number, source_name, temperature_fraction
-from ..recording import IMPROV, Recording
+from .readouts import (
+    LatencyStats,
+    gauge,
+    key_text,
+    number,
+    source_name,
+    temperature_fraction,
+)
 from .screens import HelpScreen, LearnPicker, PortNow, PortPicker
 from .widgets import FlowLine, PianoRoll
 
 POLL_HZ = 30
 MAX_EVENTS_PER_POLL = 5000  # a flood beyond this waits for the next tick
-PIANO_TAG = "keys"  # the scheduler tag of notes played on the computer keyboard
 GAUGE_WIDTH = 20
 FOLLOW_GAUGE_WIDTH = 10
 NOTE_ON, NOTE_OFF = 0x90, 0x80
@@ -70,6 +85,11 @@ class Session(Protocol):
     control_map: ControlMap
     api: str | None
     unsent: int
+    synth: Any  # improv.synth.Synth | None
+
+    def start_synth(self) -> str: ...
+
+    def stop_synth(self) -> None: ...
 
     def list_ports(self, api: str | None = None) -> tuple[list[str], list[str]]: ...
 
@@ -314,6 +334,7 @@ class ImprovApp(App[int]):
             f"reply {number(stats.last)} ms (median {number(stats.median)}, p99 {number(stats.p99)})",
             f"model {number(self.step_ms, 2)} ms/note",
             f"late {late}, dropped {dropped}",
+            *([f"audio {synth.latency_ms:.1f} ms"] if (synth := self.session.synth) is not None else []),
         ])
 
     def _show_keys(self) -> None:
@@ -396,6 +417,20 @@ class ImprovApp(App[int]):
 
     def action_temperature(self, step: float) -> None:
         self.session.engine.command("temperature_step", step)
+
+    def action_synth(self) -> None:
+        """The built-in synth on or off; a message, never a crash, when it cannot start."""
+        session = self.session
+        if session.synth is not None:
+            session.stop_synth()
+            self.say("synth off: improv sounds only on its MIDI output")
+            return
+        try:
+            description = session.start_synth()
+        except ImprovError as error:
+            self.say(f"no synth: {error}", error=True)
+            return
+        self.say(f"synth on: {description}")
 
     def action_follow(self, step: float) -> None:
         self.session.engine.command("follow_step", step)
