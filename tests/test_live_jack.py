@@ -223,3 +223,21 @@ def test_bad_arguments_give_one_line_and_exit_2(jack_server, args: list[str], ex
     lines = [line for line in result.stderr.splitlines() if line.startswith("improv:")]
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_record_saves_the_session_as_two_tracks_on_exit(jack_server, tiny_model_file, tmp_path) -> None:
+    out = tmp_path / "sessions"
+    with improv_process(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "6", "--random-seed", "4",
+                        "--record", str(out)) as improv:
+        with keyboard() as keys:
+            keys.phrase(PHRASE[:4])
+            improv.wait_line(r"^reply ", 10)
+        improv.signal(signal.SIGTERM)
+        saved = improv.wait_line(r"^session saved to ", 10)
+    from improv.midifile import read_midi_tracks
+
+    [path] = list(out.glob("session-*.mid"))
+    assert str(path) in saved
+    tracks = read_midi_tracks(path)
+    assert [n.pitch for n in tracks["player"]] == PHRASE[:4]
+    assert len(tracks["improv"]) == 6
