@@ -289,6 +289,7 @@ class Improviser:
         snapshot = self.snapshot()
         rng = np.random.default_rng(0)
         for _ in range(rounds):
+            self.propose(1.0, rng, Constraints(max_polyphony=6))  # the per-head methods `follow` uses
             self.sample(1.0, rng, Constraints(max_polyphony=6))
         self.restore(snapshot)
 

@@ -44,6 +44,9 @@ class ModelConfig:
     # losses fall fast and then overfit, and at full strength they pull the shared trunk away
     # from pitch (held-out pitch learned about twice as slowly per update); 1.0 for older models.
     rhythm_grad: float = 1.0
+    # A small LSTM of its own (one layer of this many units; 0: none) for the rhythm heads, added
+    # to the main LSTM's output there: with rhythm_grad 0 the main LSTM learns pitch alone.
+    rhythm_hidden: int = 0
 
     @property
     def binning(self) -> Bins:
@@ -115,6 +118,13 @@ class ImprovNet(nn.Module):
                 nn.init.zeros_(parameter)
                 parameter.requires_grad_(False)
         self.register_buffer("_pitches", torch.arange(N_PITCH), persistent=False)
+        rh = max(config.rhythm_hidden, 1)  # a 1-unit stand-in keeps one code path (and file layout)
+        self.rhythm_lstm = nn.LSTM(e, rh, 1, batch_first=True)
+        self.rhythm_mix = nn.Linear(rh, h)
+        if not config.rhythm_hidden:
+            for parameter in (*self.rhythm_lstm.parameters(), *self.rhythm_mix.parameters()):
+                nn.init.zeros_(parameter)
+                parameter.requires_grad_(False)
 
     def embed(self, pitch: Tensor, step: Tensor, duration: Tensor, velocity: Tensor) -> Tensor:
         previous = torch.cat([torch.full_like(pitch[:, :1], START_PITCH), pitch[:, :-1]], dim=1)
@@ -132,6 +142,9 @@ class ImprovNet(nn.Module):
         with_step = out + self.step_cond(step)
         hidden = self.pitch_head.hidden(with_step)
         rhythm = scale_gradient(out, self.config.rhythm_grad)
+        if self.config.rhythm_hidden:
+            own, _ = self.rhythm_lstm(x)
+            rhythm = rhythm + self.rhythm_mix(self.out_dropout(own))
         with_pitch = rhythm + self.step_cond(step) + self.pitch_cond(pitch)
         return {
             "step": self.step_head(rhythm),
@@ -151,8 +164,9 @@ class ImprovNet(nn.Module):
 class StepModel(nn.Module):
     """One event at a time, for the live path and for sampling; scripted for export.
 
-    State is one tensor (2, layers, hidden + 1): h then c of every layer; the
-    extra column holds the last pitch fed (128 = the start token). Treat it as
+    State is one tensor (2, layers, hidden + rhythm_hidden + 1): h then c of
+    every layer of the main LSTM, then (first row only) of the rhythm LSTM; the
+    last column holds the last pitch fed (128 = the start token). Treat it as
     opaque: get one from `initial_state` and pass back what `feed` returns.
     """
 
@@ -195,15 +209,24 @@ class StepModel(nn.Module):
         self.n_velocity = Bins.from_dict(config.bins).n_velocity
         self.interval_range = INTERVAL_RANGE
         self.no_interval = N_INTERVAL_IN - 1
+        self.rhythm_hidden = int(config.rhythm_hidden)
+        self.width = self.hidden + self.rhythm_hidden + 1
+        rhythm_cell = nn.LSTMCell(config.embed, max(self.rhythm_hidden, 1))
+        rhythm_cell.weight_ih = net.rhythm_lstm.weight_ih_l0
+        rhythm_cell.weight_hh = net.rhythm_lstm.weight_hh_l0
+        rhythm_cell.bias_ih = net.rhythm_lstm.bias_ih_l0
+        rhythm_cell.bias_hh = net.rhythm_lstm.bias_hh_l0
+        self.rhythm_cell = rhythm_cell
+        self.rhythm_mix = net.rhythm_mix
 
     @torch.jit.export
     def initial_state(self) -> Tensor:
-        state = torch.zeros(2, self.layers, self.hidden + 1)
-        state[:, :, self.hidden] = float(self.start_pitch)
+        state = torch.zeros(2, self.layers, self.width)
+        state[:, :, self.width - 1] = float(self.start_pitch)
         return state
 
     def _last_pitch(self, state: Tensor) -> int:
-        return int(state[0, 0, self.hidden].item())
+        return int(state[0, 0, self.width - 1].item())
 
     @torch.jit.export
     def feed(self, state: Tensor, pitch: int, step: int, duration: int, velocity: int) -> Tensor:
@@ -217,6 +240,7 @@ class StepModel(nn.Module):
             self.pitch_in.weight[pitch] + self.interval_in.weight[interval] + self.step_in.weight[step]
             + self.duration_in.weight[duration] + self.velocity_in.weight[velocity]
         ).unsqueeze(0)
+        embedded = x
         hs: list[Tensor] = []
         cs: list[Tensor] = []
         i = 0
@@ -227,14 +251,28 @@ class StepModel(nn.Module):
             x = h
             i += 1
         core = torch.stack([torch.cat(hs), torch.cat(cs)])
+        if self.rhythm_hidden > 0:
+            own = state[:, 0, self.hidden : self.width - 1]
+            h, c = self.rhythm_cell(embedded, (own[0].unsqueeze(0), own[1].unsqueeze(0)))
+            rhythm = torch.zeros(2, self.layers, self.rhythm_hidden)
+            rhythm[0, 0] = h[0]
+            rhythm[1, 0] = c[0]
+            core = torch.cat([core, rhythm], dim=2)
         return torch.cat([core, torch.full((2, self.layers, 1), float(pitch))], dim=2)
 
     def _top(self, state: Tensor) -> Tensor:
         return state[0, -1, : self.hidden]
 
+    def _rhythm_top(self, state: Tensor) -> Tensor:
+        """What the rhythm heads start from: the main LSTM's output, plus the rhythm LSTM's."""
+        top = state[0, -1, : self.hidden]
+        if self.rhythm_hidden > 0:
+            top = top + self.rhythm_mix(state[0, 0, self.hidden : self.width - 1])
+        return top
+
     @torch.jit.export
     def step_logits(self, state: Tensor) -> Tensor:
-        return self.step_head(self._top(state))
+        return self.step_head(self._rhythm_top(state))
 
     @torch.jit.export
     def pitch_logits(self, state: Tensor, step: int) -> Tensor:
@@ -248,11 +286,11 @@ class StepModel(nn.Module):
 
     @torch.jit.export
     def duration_logits(self, state: Tensor, step: int, pitch: int) -> Tensor:
-        return self.duration_head(self._top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch])
+        return self.duration_head(self._rhythm_top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch])
 
     @torch.jit.export
     def velocity_logits(self, state: Tensor, step: int, pitch: int, duration: int) -> Tensor:
-        h = self._top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
+        h = self._rhythm_top(state) + self.step_cond.weight[step] + self.pitch_cond.weight[pitch]
         return self.velocity_head(h + self.duration_cond.weight[duration])
 
     @torch.jit.export
@@ -363,7 +401,11 @@ def load(path: str | Path) -> LoadedModel:
     return LoadedModel(module, Bins.from_dict(meta["config"]["bins"]), meta["config"], meta.get("summary", {}), path)
 
 
-_ADDED_LATER = {"interval_in.weight", "pitch_interval_out.weight", "pitch_interval_out.bias"}
+_ADDED_LATER = {
+    "interval_in.weight", "pitch_interval_out.weight", "pitch_interval_out.bias",
+    "rhythm_lstm.weight_ih_l0", "rhythm_lstm.weight_hh_l0", "rhythm_lstm.bias_ih_l0", "rhythm_lstm.bias_hh_l0",
+    "rhythm_mix.weight", "rhythm_mix.bias",
+}
 
 
 def network_from(model: LoadedModel) -> ImprovNet:
@@ -377,6 +419,8 @@ def network_from(model: LoadedModel) -> ImprovNet:
         if key.startswith("cells."):
             _, layer, name = key.split(".")
             key = f"lstm.{name}_l{layer}"
+        elif key.startswith("rhythm_cell."):
+            key = f"rhythm_lstm.{key.split('.')[1]}_l0"
         state[key] = value
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or set(missing) - _ADDED_LATER:

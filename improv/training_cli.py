@@ -30,8 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--absolute-pitch", action="store_true",
                    help="no interval input/output for pitch (how models before 0.1 were trained)")
-    p.add_argument("--rhythm-grad", type=float, default=0.1,
-                   help="share of the step/duration/velocity heads' gradient that reaches the LSTM (default: %(default)s)")
+    p.add_argument("--rhythm-grad", type=float, default=0.0,
+                   help="share of the step/duration/velocity heads' gradient that reaches the main LSTM (default: %(default)s)")
+    p.add_argument("--rhythm-hidden", type=int, default=128,
+                   help="units of the rhythm heads' own LSTM, 0 for none (default: %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
     p.add_argument("--length", type=int, default=128, help="events per training window (default: %(default)s)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3, fine-tuning 3e-4)")
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                         relative_pitch=not args.absolute_pitch, rhythm_grad=args.rhythm_grad)
+                         relative_pitch=not args.absolute_pitch, rhythm_grad=args.rhythm_grad,
+                         rhythm_hidden=args.rhythm_hidden)
     settings = TrainSettings(
         minutes=args.minutes if args.minutes is not None else 55.0, epochs=args.epochs, batch=args.batch,
         length=args.length, lr=args.lr if args.lr is not None else 2e-3,

@@ -18,11 +18,14 @@ from improv.events import Note
 from improv.model import HEADS, ImprovNet, ModelConfig, export, load
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["absolute", "relative"])
+@pytest.fixture(scope="module", params=["absolute", "relative", "rhythm-lstm"])
 def small_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[ImprovNet, Path]:
     torch.manual_seed(0)
-    net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32, relative_pitch=request.param)).eval()
-    if request.param:  # trained weights are not zero: make the interval parts matter in the test
+    relative = request.param != "absolute"
+    rhythm = 20 if request.param == "rhythm-lstm" else 0
+    net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32, relative_pitch=relative,
+                                rhythm_hidden=rhythm, rhythm_grad=0.0 if rhythm else 1.0)).eval()
+    if relative:  # trained weights are not zero: make the interval parts matter in the test
         with torch.no_grad():
             net.pitch_interval_out.weight.normal_(0, 0.5)
     path = tmp_path_factory.mktemp("model") / "small.pt"
