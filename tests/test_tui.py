@@ -282,6 +282,16 @@ async def test_a_turns_the_built_in_synth_on_and_off(make_session, tmp_path, sou
 
 
 @async_test
+async def test_a_synth_that_cannot_start_is_a_message_not_a_crash(make_session, tmp_path) -> None:
+    session = make_session()
+    session.problems = ["no synth: no SoundFont found; install one: sudo apt install fluid-soundfont-gm"]
+    app = make_app(session, tmp_path)
+    async with app.run_test():
+        assert app.status_text.startswith("! no synth (a retries): no SoundFont found")
+        assert app.is_running
+
+
+@async_test
 async def test_m_switches_between_call_and_duet(make_session, tmp_path) -> None:
     session = make_session()
     app = make_app(session, tmp_path)

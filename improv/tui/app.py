@@ -200,9 +200,12 @@ class ImprovApp(App[int]):
         self.set_interval(1 / self.poll_hz, self.poll)
 
     def _startup_hint(self) -> tuple[str, bool]:
-        problems = list(self.session.problems)
-        if problems:
-            return _combine(problems).replace(": ", " (press p): ", 1), True
+        ports = [p for p in self.session.problems if p.startswith("no MIDI")]
+        others = [p for p in self.session.problems if not p.startswith("no MIDI")]
+        if ports or others:
+            parts = ([_combine(ports).replace(": ", " (press p): ", 1)] if ports else []) + [
+                p.replace(": ", " (a retries): ", 1) if p.startswith("no synth") else p for p in others]
+            return " · ".join(parts), True
         port = self.session.input
         if port is not None and port.virtual:
             return f"connect a keyboard to {port.port_name}, or press tab to play here · ? help", False
