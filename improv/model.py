@@ -47,6 +47,9 @@ class ModelConfig:
     # A small LSTM of its own (one layer of this many units; 0: none) for the rhythm heads, added
     # to the main LSTM's output there: with rhythm_grad 0 the main LSTM learns pitch alone.
     rhythm_hidden: int = 0
+    # The main LSTM sees only pitch and the times in seconds (as the study model did), not the
+    # interval, bins and velocity: less to memorise. The rhythm LSTM still sees everything.
+    lean_inputs: bool = False
 
     @property
     def binning(self) -> Bins:
@@ -118,6 +121,13 @@ class ImprovNet(nn.Module):
                 nn.init.zeros_(parameter)
                 parameter.requires_grad_(False)
         self.register_buffer("_pitches", torch.arange(N_PITCH), persistent=False)
+        self.times_in = nn.Linear(2, e)  # (step s, duration s) of the event, for lean inputs
+        if not config.lean_inputs:
+            for parameter in self.times_in.parameters():
+                nn.init.zeros_(parameter)
+                parameter.requires_grad_(False)
+        self.register_buffer("_step_s", torch.tensor(bins.step_s, dtype=torch.float32), persistent=False)
+        self.register_buffer("_duration_s", torch.tensor(bins.duration_s, dtype=torch.float32), persistent=False)
         rh = max(config.rhythm_hidden, 1)  # a 1-unit stand-in keeps one code path (and file layout)
         self.rhythm_lstm = nn.LSTM(e, rh, 1, batch_first=True)
         self.rhythm_mix = nn.Linear(rh, h)
@@ -133,10 +143,15 @@ class ImprovNet(nn.Module):
             + self.step_in(step) + self.duration_in(duration) + self.velocity_in(velocity)
         )
 
+    def lean_embed(self, pitch: Tensor, step: Tensor, duration: Tensor) -> Tensor:
+        times = torch.stack([self._step_s[step], self._duration_s[duration]], dim=-1)
+        return self.pitch_in(pitch) + self.times_in(times)
+
     def forward(self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Logits for every head, teacher-forced: (B, T) token tensors in (pitch, step, duration, velocity) order."""
         x = self.input_dropout(self.embed(*inputs))
-        out, _ = self.lstm(x)
+        main = self.input_dropout(self.lean_embed(*inputs[:3])) if self.config.lean_inputs else x
+        out, _ = self.lstm(main)
         out = self.out_dropout(out)
         pitch, step, duration, _ = targets
         with_step = out + self.step_cond(step)
@@ -218,6 +233,10 @@ class StepModel(nn.Module):
         rhythm_cell.bias_hh = net.rhythm_lstm.bias_hh_l0
         self.rhythm_cell = rhythm_cell
         self.rhythm_mix = net.rhythm_mix
+        self.lean_inputs = bool(config.lean_inputs)
+        self.times_in = net.times_in
+        self.step_seconds = list(Bins.from_dict(config.bins).step_s)
+        self.duration_seconds = list(Bins.from_dict(config.bins).duration_s)
 
     @torch.jit.export
     def initial_state(self) -> Tensor:
@@ -241,6 +260,9 @@ class StepModel(nn.Module):
             + self.duration_in.weight[duration] + self.velocity_in.weight[velocity]
         ).unsqueeze(0)
         embedded = x
+        if self.lean_inputs:
+            times = torch.tensor([self.step_seconds[step], self.duration_seconds[duration]])
+            x = (self.pitch_in.weight[pitch] + self.times_in(times)).unsqueeze(0)
         hs: list[Tensor] = []
         cs: list[Tensor] = []
         i = 0
@@ -404,7 +426,7 @@ def load(path: str | Path) -> LoadedModel:
 _ADDED_LATER = {
     "interval_in.weight", "pitch_interval_out.weight", "pitch_interval_out.bias",
     "rhythm_lstm.weight_ih_l0", "rhythm_lstm.weight_hh_l0", "rhythm_lstm.bias_ih_l0", "rhythm_lstm.bias_hh_l0",
-    "rhythm_mix.weight", "rhythm_mix.bias",
+    "rhythm_mix.weight", "rhythm_mix.bias", "times_in.weight", "times_in.bias",
 }
 
 

@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="no interval input/output for pitch (how models before 0.1 were trained)")
     p.add_argument("--rhythm-grad", type=float, default=0.0,
                    help="share of the step/duration/velocity heads' gradient that reaches the main LSTM (default: %(default)s)")
+    p.add_argument("--lean-inputs", action="store_true",
+                   help="the main LSTM sees only pitch and times in seconds (the rhythm LSTM sees everything)")
     p.add_argument("--rhythm-hidden", type=int, default=128,
                    help="units of the rhythm heads' own LSTM, 0 for none (default: %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                          relative_pitch=not args.absolute_pitch, rhythm_grad=args.rhythm_grad,
-                         rhythm_hidden=args.rhythm_hidden)
+                         rhythm_hidden=args.rhythm_hidden, lean_inputs=args.lean_inputs)
     settings = TrainSettings(
         minutes=args.minutes if args.minutes is not None else 55.0, epochs=args.epochs, batch=args.batch,
         length=args.length, lr=args.lr if args.lr is not None else 2e-3,

@@ -18,13 +18,14 @@ from improv.events import Note
 from improv.model import HEADS, ImprovNet, ModelConfig, export, load
 
 
-@pytest.fixture(scope="module", params=["absolute", "relative", "rhythm-lstm"])
+@pytest.fixture(scope="module", params=["absolute", "relative", "rhythm-lstm", "lean"])
 def small_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[ImprovNet, Path]:
     torch.manual_seed(0)
     relative = request.param != "absolute"
-    rhythm = 20 if request.param == "rhythm-lstm" else 0
+    rhythm = 20 if request.param in ("rhythm-lstm", "lean") else 0
     net = ImprovNet(ModelConfig(hidden=48, layers=2, embed=24, head_hidden=32, relative_pitch=relative,
-                                rhythm_hidden=rhythm, rhythm_grad=0.0 if rhythm else 1.0)).eval()
+                                rhythm_hidden=rhythm, rhythm_grad=0.0 if rhythm else 1.0,
+                                lean_inputs=request.param == "lean")).eval()
     if relative:  # trained weights are not zero: make the interval parts matter in the test
         with torch.no_grad():
             net.pitch_interval_out.weight.normal_(0, 0.5)
