@@ -27,12 +27,12 @@ from .model import HEADS, ImprovNet, ModelConfig, export
 class TrainSettings:
     minutes: float = 55.0
     epochs: int = 200
-    batch: int = 32
+    batch: int = 64
     length: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.01
     patience: int = 6
-    lr_patience: int = 2  # epochs without a better validation pitch NLL before the learning rate halves
+    lr_patience: int = 1  # epochs without a better validation pitch NLL before the learning rate halves
     seed: int = 1234
     device: str = "auto"
     threads: int | None = None

@@ -28,19 +28,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
     p.add_argument("--layers", type=int, default=2, help="LSTM layers (default: %(default)s)")
     p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--absolute-pitch", action="store_true",
-                   help="no interval input/output for pitch (how models before 0.1 were trained)")
+    p.add_argument("--relative-pitch", action="store_true",
+                   help="add an interval input and a pitch output over intervals (transposition-invariant)")
+    p.add_argument("--absolute-pitch", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--rhythm-grad", type=float, default=0.0,
                    help="share of the step/duration/velocity heads' gradient that reaches the main LSTM (default: %(default)s)")
-    p.add_argument("--lean-inputs", action="store_true",
-                   help="the main LSTM sees only pitch and times in seconds (the rhythm LSTM sees everything)")
+    p.add_argument("--full-inputs", action="store_true",
+                   help="the main LSTM sees every input (interval, bins, velocity); by default it sees only pitch "
+                        "and times in seconds, which overfits less")
     p.add_argument("--rhythm-hidden", type=int, default=128,
                    help="units of the rhythm heads' own LSTM, 0 for none (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=32, help="windows per optimizer step (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="windows per optimizer step (default: %(default)s)")
     p.add_argument("--length", type=int, default=128, help="events per training window (default: %(default)s)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3, fine-tuning 3e-4)")
     p.add_argument("--patience", type=int, default=6, help="epochs without improvement in any head before stopping")
-    p.add_argument("--lr-patience", type=int, default=2, help="epochs without improvement before the learning rate halves")
+    p.add_argument("--lr-patience", type=int, default=1, help="epochs without improvement before the learning rate halves")
     p.add_argument("--random-seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: OUT with suffix .run)")
@@ -84,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                         relative_pitch=not args.absolute_pitch, rhythm_grad=args.rhythm_grad,
-                         rhythm_hidden=args.rhythm_hidden, lean_inputs=args.lean_inputs)
+                         relative_pitch=args.relative_pitch, rhythm_grad=args.rhythm_grad,
+                         rhythm_hidden=args.rhythm_hidden, lean_inputs=not args.full_inputs)
     settings = TrainSettings(
         minutes=args.minutes if args.minutes is not None else 55.0, epochs=args.epochs, batch=args.batch,
         length=args.length, lr=args.lr if args.lr is not None else 2e-3,
