@@ -17,6 +17,7 @@ them, and the model's steps are multiplied by it; velocities likewise.
 
 from __future__ import annotations
 
+import gc
 import math
 import queue
 import statistics
@@ -66,6 +67,7 @@ INPUT_QUEUE_SIZE = 8192
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
 KEY_LOCK_MIN_NOTES = 3
 _CLOCK_STATUSES = frozenset((CLOCK, START, CONTINUE, STOP, SONG_POSITION))
+EARLY_WAKE_S = 0.0015  # wake this long before a note is due and stay awake: the OS may wake a thread late
 LATE_NOTE_S = 0.010  # an answer note sent later than this after its time counts in `late_notes`
 
 
@@ -285,6 +287,9 @@ class Engine:
         self._commands.put((name, value))
 
     def start(self) -> None:
+        # Everything loaded so far (torch, the model) lives as long as the session: keep it out of
+        # the cyclic garbage collector's full passes, which would otherwise pause the loop for ms.
+        gc.freeze()
         self._thread = threading.Thread(target=self.run, name="improv-engine", daemon=True)
         self._thread.start()
 
@@ -310,6 +315,8 @@ class Engine:
             while not self._stop.is_set():
                 now = self.clock()
                 timeout = self._wait_time(now)
+                if timeout <= 0:
+                    time.sleep(0)  # awake for a note due within EARLY_WAKE_S: let other threads run meanwhile
                 try:
                     data, t = self._input.get(timeout=timeout) if timeout > 0 else self._input.get_nowait()
                     self._handle_input(data, t)
@@ -325,7 +332,7 @@ class Engine:
         deadlines = [now + 0.05]
         due = self.scheduler.next_due()
         if due is not None:
-            deadlines.append(due)
+            deadlines.append(due - EARLY_WAKE_S)
         gap_end = self._gap_end(now)
         if gap_end is not None:
             deadlines.append(gap_end)
