@@ -195,7 +195,11 @@ def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model_file, tmp_
         with keyboard() as keys:
             keys.send(0x90, 60, 100)  # a note is not a control for a knob action
             keys.send(0xB0, 74, 20)
-            assert "learned temperature on CC 74" in proc.stdout.readline()
+            line = proc.stdout.readline()
+            if not line:  # the process ended: say how
+                proc.wait(10)
+                raise AssertionError(f"improv learn exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            assert "learned temperature on CC 74" in line
         # Closing rtmidi's JACK clients can stall for seconds on a loaded machine: allow for it.
         assert proc.wait(30) == 0
     finally:
