@@ -532,7 +532,12 @@ class Engine:
         reply = self._reply
         if reply is None or reply.notes_left <= 0 or reply.held is not None:
             return False
-        return reply.cursor is None or reply.cursor <= now + self._lookahead()
+        if reply.cursor is None:
+            return True
+        due = self.scheduler.next_due()
+        if due is not None and due - now < EARLY_WAKE_S:
+            return False  # a note is about to go out: send it first, sample (a millisecond's work) after
+        return reply.cursor <= now + self._lookahead()
 
     def _lookahead(self) -> float:
         return self.settings.duet_lookahead_s if self.mode == "duet" else self.settings.lookahead_s
@@ -564,7 +569,7 @@ class Engine:
             else:
                 event = sampled.event
                 if reply.cursor is None:
-                    onset = now  # the first note answers at once: the gap already was the wait
+                    onset = self.clock()  # at once, now that it is sampled: the gap already was the wait
                 else:
                     step = snap_to_pulse(event.step * self.tempo_factor, self._pulse_s())
                     onset = max(reply.cursor + step, now)
