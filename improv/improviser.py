@@ -165,8 +165,14 @@ class Improviser:
         constraints: Constraints | None = None,
         top_p: float | None = None,
         pitch_mask: np.ndarray | None = None,
+        memory: np.ndarray | None = None,
+        follow: float = 0.0,
     ) -> Sampled:
-        """Sample the next event from the current state without observing it."""
+        """Sample the next event from the current state without observing it.
+
+        With `memory` (a style memory's P(pitch, step bin), shape (128, n_step)), step and then
+        pitch are drawn from (1 - follow) * model + follow * memory; temperature applies to the blend.
+        """
         module = self.module
         nll = 0.0
         ent = 0.0
@@ -175,14 +181,24 @@ class Improviser:
             step_mask = None
             if constraints is not None and constraints.max_polyphony is not None:
                 step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_logits.size)
-            step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
+            if memory is None:
+                step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
+            else:
+                mixed = blend(np.exp(sampling.log_softmax(step_logits)), memory.sum(axis=0), follow)
+                step, n, e = self._draw_probs(mixed, temperature, rng, top_p, step_mask)
             nll += n
             ent += e
             mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
             if step == 0 and self._chord:  # a chord tone: not a pitch already struck at this onset
                 mask = np.ones(N_PITCH, dtype=bool) if mask is None else mask.copy()
                 mask[self._chord] = False
-            pitch, n, e = self._draw(module.pitch_logits(self.state, step).numpy(), temperature, rng, top_p, mask)
+            pitch_logits = module.pitch_logits(self.state, step).numpy()
+            if memory is None:
+                pitch, n, e = self._draw(pitch_logits, temperature, rng, top_p, mask)
+            else:
+                column = memory[:, step]
+                mixed = blend(np.exp(sampling.log_softmax(pitch_logits)), column / column.sum(), follow)
+                pitch, n, e = self._draw_probs(mixed, temperature, rng, top_p, mask)
             nll += n
             ent += e
             duration, n, e = self._draw(module.duration_logits(self.state, step, pitch).numpy(), temperature, rng, top_p)
@@ -215,7 +231,7 @@ class Improviser:
         if style is not None and follow > 0.0:
             context = style.context(self.seed)
             if context and style.matched_order(context) >= 1:
-                sampled = self._propose_blended(temperature, rng, constraints, top_p, style.joint(context), follow)
+                sampled = self.propose(temperature, rng, constraints, top_p, memory=style.joint(context), follow=follow)
                 self.observe_tokens(sampled.tokens)
                 return sampled
         if not self._fused:
@@ -240,40 +256,6 @@ class Improviser:
         self._note_chord(pitch, step)
         return Sampled(self.bins.decode(pitch, step, duration, velocity), (pitch, step, duration, velocity),
                        stats[0], stats[1])
-
-    def _propose_blended(
-        self,
-        temperature: float,
-        rng: np.random.Generator,
-        constraints: Constraints | None,
-        top_p: float | None,
-        joint: np.ndarray,
-        follow: float,
-    ) -> Sampled:
-        """`propose`, with step and pitch drawn from (1 - follow) * model + follow * memory;
-        `joint` is the memory's P(pitch, step bin). Temperature applies to the blend."""
-        module = self.module
-        with torch.inference_mode():
-            step_model = np.exp(sampling.log_softmax(module.step_logits(self.state).numpy()))
-            step_mix = blend(step_model, joint.sum(axis=0), follow)
-            step_mask = None
-            if constraints is not None and constraints.max_polyphony is not None:
-                step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_mix.size)
-            step, n_step, e_step = self._draw_probs(step_mix, temperature, rng, top_p, step_mask)
-            pitch_model = np.exp(sampling.log_softmax(module.pitch_logits(self.state, step).numpy()))
-            column = joint[:, step]
-            pitch_mix = blend(pitch_model, column / column.sum(), follow)
-            mask = constraints.pitch_mask() if constraints else None
-            if step == 0 and self._chord:
-                mask = np.ones(N_PITCH, dtype=bool) if mask is None else mask.copy()
-                mask[self._chord] = False
-            pitch, n_pitch, e_pitch = self._draw_probs(pitch_mix, temperature, rng, top_p, mask)
-            duration, n_dur, e_dur = self._draw(module.duration_logits(self.state, step, pitch).numpy(), temperature, rng, top_p)
-            velocity, n_vel, e_vel = self._draw(
-                module.velocity_logits(self.state, step, pitch, duration).numpy(), temperature, rng, top_p
-            )
-        tokens = (pitch, step, duration, velocity)
-        return Sampled(self.bins.decode(*tokens), tokens, n_step + n_pitch + n_dur + n_vel, e_step + e_pitch + e_dur + e_vel)
 
     @classmethod
     def _draw_probs(
