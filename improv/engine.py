@@ -43,6 +43,7 @@ from .clock import (
     ClockMaster,
     Grid,
     Transport,
+    pulse_seconds,
 )
 from .events import Event
 from .improviser import Constraints, Improviser, SeedSnapshot, estimate_key
@@ -106,9 +107,14 @@ class EngineSettings:
         if self.reply_on not in REPLY_ON:
             raise ValueError(f"reply-on must be one of {', '.join(REPLY_ON)}, got {self.reply_on!r}")
         if self.sync == "clock" and self.clock_out_bpm is not None:
-            raise ValueError("--sync clock and --clock-out exclude each other: follow a clock or be one")
+            raise ValueError("sync clock and --clock-out exclude each other: follow a clock or be one")
         sampling.check_temperature(self.temperature)
         check_follow(self.follow)
+        if self.clock_out_bpm is not None:
+            try:
+                pulse_seconds(self.clock_out_bpm)
+            except ValueError as error:
+                raise ValueError(f"clock-out {error}") from None
 
 
 PULSE_RATIOS = (1 / 4, 1 / 3, 1 / 2, 1.0, 3 / 2, 2.0, 3.0, 4.0)

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from . import controls as controls_mod
-from .clock import BPM_RANGE, QUANTIZE, REPLY_ON, parse_quantize, pulse_seconds
+from .clock import QUANTIZE, REPLY_ON, parse_quantize
 from .engine import (
     PLAYER_TAGS,
     SYNC_MODES,
@@ -119,39 +119,32 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
     if args.reply_seconds is not None and not args.reply_seconds > 0:
         raise ConfigError(f"--reply-seconds must be > 0, got {args.reply_seconds}")
     temperature = sampling.check_temperature(args.temperature if args.temperature is not None else config.temperature)
-    follow = getattr(args, "follow", 0.0)
-    if not 0.0 <= follow <= 1.0:
-        raise ConfigError(f"--follow must be between 0 and 1, got {follow}")
+    pitch_range = sampling.parse_range(args.pitch_range)
+    key = sampling.parse_key(args.key) if args.key else None
     try:
-        quantize = parse_quantize(getattr(args, "quantize", "1/16"))
+        quantize = parse_quantize(args.quantize)
     except ValueError as error:
         raise ConfigError(f"--quantize: {error}") from None
-    clock_out = getattr(args, "clock_out", None)
-    if clock_out is not None:
-        try:
-            pulse_seconds(clock_out)
-        except ValueError:
-            raise ConfigError(f"--clock-out must be {BPM_RANGE[0]:g}-{BPM_RANGE[1]:g} BPM, got {clock_out:g}") from None
-    sync = getattr(args, "sync", "off")
-    if sync == "clock" and clock_out is not None:
-        raise ConfigError("--sync clock and --clock-out exclude each other: follow a clock or be one")
-    return EngineSettings(
-        mode=args.mode or config.mode,
-        gap_s=gap_ms / 1000,
-        reply_notes=reply_notes,
-        reply_seconds=args.reply_seconds,
-        temperature=temperature,
-        out_channel=args.out_channel - 1,
-        thru=args.thru,
-        random_seed=args.random_seed,
-        pitch_range=sampling.parse_range(args.pitch_range),
-        key=sampling.parse_key(args.key) if args.key else None,
-        follow=follow,
-        sync=sync,
-        clock_out_bpm=clock_out,
-        quantize=quantize,
-        reply_on=getattr(args, "reply_on", "beat"),
-    )
+    try:  # EngineSettings checks the rest itself (follow, sync and clock out), naming the option
+        return EngineSettings(
+            mode=args.mode or config.mode,
+            gap_s=gap_ms / 1000,
+            reply_notes=reply_notes,
+            reply_seconds=args.reply_seconds,
+            temperature=temperature,
+            out_channel=args.out_channel - 1,
+            thru=args.thru,
+            random_seed=args.random_seed,
+            pitch_range=pitch_range,
+            key=key,
+            follow=args.follow,
+            sync=args.sync,
+            clock_out_bpm=args.clock_out,
+            quantize=quantize,
+            reply_on=args.reply_on,
+        )
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
 
 
 def control_map_from(args: argparse.Namespace, config: controls_mod.Config) -> controls_mod.ControlMap:
