@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .engine import NotePlayed, PlayerNoteOn, ReplyDone
 from .events import Note
 from .midifile import write_midi
 
@@ -97,8 +98,6 @@ class Recording:
 
     def take(self, event: object, now: float) -> None:
         """Keep what an engine event says about the notes (other events are ignored)."""
-        from .engine import NotePlayed, PlayerNoteOn, ReplyDone
-
         if isinstance(event, NotePlayed):
             self.played(event.who, event.pitch, event.velocity, event.start, event.duration)
         elif isinstance(event, PlayerNoteOn):

@@ -67,7 +67,7 @@ def _default_corpus_sequences(say):
 def run(args: argparse.Namespace) -> int:
     from .dataset import load_midi_files, split_works
     from .model import ModelConfig
-    from .train import TrainSettings, train
+    from .train import train
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -88,11 +88,7 @@ def run(args: argparse.Namespace) -> int:
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                          relative_pitch=args.relative_pitch, rhythm_grad=args.rhythm_grad,
                          rhythm_hidden=args.rhythm_hidden, lean_inputs=not args.full_inputs)
-    settings = TrainSettings(
-        minutes=args.minutes if args.minutes is not None else 55.0, epochs=args.epochs, batch=args.batch,
-        length=args.length, lr=args.lr if args.lr is not None else 2e-3,
-        patience=args.patience, lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
-    )
+    settings = _settings(args, minutes=55.0, lr=2e-3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
                    summary=summary, on_progress=say)
@@ -102,11 +98,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace, minutes: float, lr: float):
+    """The command line's training settings; `minutes` and `lr` where it gives none (training anew and
+    fine-tuning differ there)."""
+    from .train import TrainSettings
+
+    return TrainSettings(
+        minutes=args.minutes if args.minutes is not None else minutes, epochs=args.epochs, batch=args.batch,
+        length=args.length, lr=args.lr if args.lr is not None else lr, patience=args.patience,
+        lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
+    )
+
+
 def _finetune(args: argparse.Namespace, say) -> int:
     """`improv train --finetune MODEL PATH...`: the player's own notes on top of MODEL."""
     from .dataset import load_midi_files, split_works
     from .model import load, network_from
-    from .train import TrainSettings, train
+    from .train import train
 
     if not args.paths:
         raise ImprovError("--finetune needs the files or folders to learn from, e.g. your saved sessions")
@@ -126,11 +134,7 @@ def _finetune(args: argparse.Namespace, say) -> int:
         f"validating on {sum(map(len, valid_seqs))} events"
         + (f" and {sum(map(len, guard))} held-out corpus events" if guard else ""))
     net = network_from(base)
-    settings = TrainSettings(
-        minutes=args.minutes if args.minutes is not None else 10.0, epochs=args.epochs, batch=args.batch,
-        length=args.length, lr=args.lr if args.lr is not None else 3e-4, patience=args.patience,
-        lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
-    )
+    settings = _settings(args, minutes=10.0, lr=3e-4)
     summary = dict(base.summary)
     summary.update({"finetuned_from": str(args.finetune), "finetune_data": f"{len(works)} files",
                     "skipped_files": skipped})

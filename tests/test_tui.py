@@ -180,6 +180,12 @@ async def play(session: FakeSession, pitches: Sequence[int], step_s: float = 0.0
         await asyncio.sleep(step_s - hold_s)
 
 
+async def start_an_answer(pilot: Any, session: FakeSession) -> None:
+    """Play a short phrase and wait until improv's answer is sounding."""
+    await play(session, PHRASE[:4])
+    await wait_until(pilot, lambda: len(session.note_ons()) >= 2, what="the answer started")
+
+
 def answered(seen: Sequence[object]) -> bool:
     """An answer ran to its end (one cut short by the player does not count)."""
     return any(isinstance(e, ReplyDone) and not e.interrupted for e in seen)
@@ -461,8 +467,7 @@ async def test_escape_and_bang_send_all_notes_off_at_once(make_session, tmp_path
     session = make_session(gap_s=0.1, reply_notes=200, max_hold_s=30.0)
     app = make_app(session, tmp_path)
     async with app.run_test() as pilot:
-        await play(session, PHRASE[:4])
-        await wait_until(pilot, lambda: len(session.note_ons()) >= 2, what="the answer started")
+        await start_an_answer(pilot, session)
         await pilot.press(key)
         assert session.all_notes_off_sent() >= 1  # sent from the key press itself, not later
         assert "panic" in app.status_text
@@ -479,8 +484,7 @@ async def test_q_and_ctrl_c_quit_releasing_every_note_first(make_session, tmp_pa
     session = make_session(gap_s=0.1, reply_notes=200, max_hold_s=30.0)
     app = make_app(session, tmp_path)
     async with app.run_test() as pilot:
-        await play(session, PHRASE[:4])
-        await wait_until(pilot, lambda: len(session.note_ons()) >= 2, what="the answer started")
+        await start_an_answer(pilot, session)
         await pilot.press(key)
         assert session.closed
     assert app.return_code == 0
@@ -571,8 +575,7 @@ async def test_an_exception_in_a_widget_still_releases_every_note(make_session, 
     app = make_app(session, tmp_path)
     with pytest.raises(RuntimeError, match="widget broke"):
         async with app.run_test() as pilot:
-            await play(session, PHRASE[:4])
-            await wait_until(pilot, lambda: len(session.note_ons()) >= 2, what="the answer started")
+            await start_an_answer(pilot, session)
 
             def broken(self: PianoRoll) -> None:
                 raise RuntimeError("widget broke")

@@ -60,6 +60,7 @@ POLL_HZ = 30
 MAX_EVENTS_PER_POLL = 5000  # a flood beyond this waits for the next tick
 GAUGE_WIDTH = 20
 FOLLOW_GAUGE_WIDTH = 10
+_STATE_READINGS = ("temperature", "follow", "transport", "mode", "key", "learning", "surprise")
 NOTE_ON, NOTE_OFF = 0x90, 0x80
 
 
@@ -188,6 +189,8 @@ class ImprovApp(App[int]):
         yield self._keys
 
     def on_mount(self) -> None:
+        for name in _STATE_READINGS:  # each shows on the state and temperature lines
+            self.watch(self, name, lambda _value: self._show_state(), init=False)
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for name in ("SIGTERM", "SIGHUP", "SIGINT"):
@@ -342,27 +345,6 @@ class ImprovApp(App[int]):
 
     def _show_keys(self) -> None:
         self._keys.set_pieces(_bar(PIANO_BAR if self.piano_on else KEY_BAR))
-
-    def watch_temperature(self) -> None:
-        self._show_state()
-
-    def watch_follow(self) -> None:
-        self._show_state()
-
-    def watch_transport(self) -> None:
-        self._show_state()
-
-    def watch_mode(self) -> None:
-        self._show_state()
-
-    def watch_key(self) -> None:
-        self._show_state()
-
-    def watch_learning(self) -> None:
-        self._show_state()
-
-    def watch_surprise(self) -> None:
-        self._show_state()
 
     def watch_paused(self, paused: bool) -> None:
         self._state.set_class(paused, "-paused")
