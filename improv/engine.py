@@ -479,6 +479,10 @@ class Engine:
                 return
             del self._pending[: len(cluster)]
             step = 0.0 if self._last_onset is None else max(first - self._last_onset, 0.0)
+            if step >= self.settings.gap_s:
+                # A new phrase: the style memory learns phrases, not the pauses between them
+                # (with follow up, an answer would otherwise copy the player's last pause).
+                self.style.new_phrase()
             for i, (start, pitch, velocity, end) in enumerate(sorted(cluster, key=lambda e: e[1])):
                 duration = (end if end is not None else now) - start
                 self._observe(Event(

@@ -165,13 +165,14 @@ class Improviser:
         constraints: Constraints | None = None,
         top_p: float | None = None,
         pitch_mask: np.ndarray | None = None,
-        memory: np.ndarray | None = None,
+        memory: tuple[np.ndarray, float] | None = None,
         follow: float = 0.0,
     ) -> Sampled:
         """Sample the next event from the current state without observing it.
 
-        With `memory` (a style memory's P(pitch, step bin), shape (128, n_step)), step and then
-        pitch are drawn from (1 - follow) * model + follow * memory; temperature applies to the blend.
+        With `memory` (a style memory's `seen` part of P(pitch, step bin), shape (128, n_step), and
+        its unknown share `floor`), step and then pitch are drawn from (1 - follow) * model +
+        follow * memory, the memory's unknown share filled by the model; temperature applies last.
         """
         module = self.module
         nll = 0.0
@@ -184,8 +185,10 @@ class Improviser:
             if memory is None:
                 step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
             else:
-                mixed = blend(np.exp(sampling.log_softmax(step_logits)), memory.sum(axis=0), follow)
-                step, n, e = self._draw_probs(mixed, temperature, rng, top_p, step_mask)
+                seen, floor = memory
+                model_step = np.exp(sampling.log_softmax(step_logits))
+                remembered = seen.sum(axis=0) + floor * model_step
+                step, n, e = self._draw_probs(blend(model_step, remembered, follow), temperature, rng, top_p, step_mask)
             nll += n
             ent += e
             mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
@@ -196,8 +199,9 @@ class Improviser:
             if memory is None:
                 pitch, n, e = self._draw(pitch_logits, temperature, rng, top_p, mask)
             else:
-                column = memory[:, step]
-                mixed = blend(np.exp(sampling.log_softmax(pitch_logits)), column / column.sum(), follow)
+                model_pitch = np.exp(sampling.log_softmax(pitch_logits))
+                remembered = seen[:, step] + floor * model_step[step] * model_pitch  # P(pitch, this step)
+                mixed = blend(model_pitch, remembered / remembered.sum(), follow)
                 pitch, n, e = self._draw_probs(mixed, temperature, rng, top_p, mask)
             nll += n
             ent += e
@@ -231,7 +235,7 @@ class Improviser:
         if style is not None and follow > 0.0:
             context = style.context(self.seed)
             if context and style.matched_order(context) >= 1:
-                sampled = self.propose(temperature, rng, constraints, top_p, memory=style.joint(context), follow=follow)
+                sampled = self.propose(temperature, rng, constraints, top_p, memory=style.seen(context), follow=follow)
                 self.observe_tokens(sampled.tokens)
                 return sampled
         if not self._fused:

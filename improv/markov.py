@@ -161,8 +161,17 @@ class MarkovModel:
         `context` is the tokens since the sequence start (only the last `order`
         matter); None means the model's own history.
         """
+        seen, floor = self.seen_and_floor(context)
+        p = seen + floor / self.vocab
+        return p / p.sum()  # exact in theory; this only removes rounding
+
+    def seen_and_floor(self, context: Sequence[int] | None = None) -> tuple[np.ndarray, float]:
+        """`distribution(context)` in two parts: what the counts say, and the mass `floor` the
+        smoothing spreads uniformly (distribution = seen + floor / vocab). Replacing that uniform
+        part by another model's prediction backs off to that model instead of to chance."""
         ctx = self._padded(context)
-        p = np.full(self.vocab, 1.0 / self.vocab)
+        seen = np.zeros(self.vocab)
+        floor = 1.0
         for k in range(self.order + 1):
             entry = self._tables[k].get(ctx[self.order - k :])
             if entry is None:
@@ -173,9 +182,10 @@ class MarkovModel:
             keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
             values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
             discount = np.array((0.0,) + d)[np.minimum(values, 3).astype(np.int64)]
-            p *= gamma
-            p[keys] += (values - discount) / total
-        return p / p.sum()  # exact in theory; this only removes rounding
+            seen *= gamma
+            seen[keys] += (values - discount) / total
+            floor *= gamma
+        return seen, floor
 
     def probability(self, token: int, context: Sequence[int] | None = None) -> float:
         """P(token | context): the same number as `distribution(context)[token]`, faster."""

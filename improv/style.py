@@ -7,8 +7,12 @@ comes back with its rhythm. It learns as each note arrives (a dict update or
 two, a few microseconds) and forgets nothing until the session ends.
 
 `blend` is the "follow me" mix: (1 - w) * model + w * memory, in
-probabilities, before the temperature is applied. Where the memory has never
-seen the current context it has nothing to say, and the model plays alone.
+probabilities, before the temperature is applied. The memory's smoothing
+does not back off to chance but to the model: the share the memory's counts
+do not cover goes to the model's prediction. So with few notes heard, even
+w = 1 mostly plays the model; once the player has repeated themselves, it
+plays them back. Where the memory has never seen the current context it has
+nothing to say, and the model plays alone.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ class StyleMemory:
     def joint(self, context: Sequence[int]) -> np.ndarray:
         """P(next pitch, next step bin | context) as a (128, n_step) array."""
         return self.model.distribution(context).reshape(N_PITCH, self.n_step)
+
+    def seen(self, context: Sequence[int]) -> tuple[np.ndarray, float]:
+        """The part of `joint` the player's counts give, (128, n_step), and the mass left over
+        (`floor`): what the memory does not know, which `follow` leaves to the trained model."""
+        seen, floor = self.model.seen_and_floor(context)
+        return seen.reshape(N_PITCH, self.n_step), floor
 
 
 def blend(model_probs: np.ndarray, memory_probs: np.ndarray, follow: float) -> np.ndarray:
