@@ -68,6 +68,9 @@ INPUT_QUEUE_SIZE = 8192
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
 KEY_LOCK_MIN_NOTES = 3
 _CLOCK_STATUSES = frozenset((CLOCK, START, CONTINUE, STOP, SONG_POSITION))
+_WAKE: tuple[tuple[int, ...], float] = ((), 0.0)  # an empty input that only wakes the loop
+NOTE_ON = 0x90
+NOTE_OFF = 0x80
 EARLY_WAKE_S = 0.0015  # wake this long before a note is due and stay awake: the OS may wake a thread late
 LATE_NOTE_S = 0.010  # an answer note sent later than this after its time counts in `late_notes`
 
@@ -270,7 +273,7 @@ class Engine:
         self._reply: _Reply | None = None
         self._reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
         self._recent_player: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
-        self._sent_recently: dict[tuple[int, int], float] = {}  # (pitch, status kind) -> time sent
+        self._sent_recently: dict[tuple[int, bool], tuple[float, int]] = {}  # (pitch, on?) -> (time, velocity)
         self._echo_held: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -291,6 +294,14 @@ class Engine:
     def command(self, name: str, value: Any = None) -> None:
         """Ask the engine thread to do something: temperature, mode, pause, panic, reset, ..."""
         self._commands.put((name, value))
+        try:
+            self._input.put_nowait(_WAKE)  # the loop sleeps on the input queue: act now, not within 50 ms
+        except queue.Full:
+            pass  # it is busy with input anyway
+
+    def key(self, pitch: int, velocity: int) -> None:
+        """A key of the computer-keyboard piano (velocity 0: released), played as the player's and sounded."""
+        self.command("key", (pitch, velocity))
 
     def start(self) -> None:
         # Everything loaded so far (torch, the model) lives as long as the session: keep it out of
@@ -388,6 +399,8 @@ class Engine:
     # -- input ------------------------------------------------------------------------
 
     def _handle_input(self, data: Sequence[int], t: float) -> None:
+        if not data:  # a wake-up (see `command`), or nothing at all
+            return
         if self.follower is not None and data and data[0] in _CLOCK_STATUSES:
             self._clock_message(data, t)
             return
@@ -406,6 +419,9 @@ class Engine:
                 return
         if self._is_echo(data, t):
             return
+        self._player_message(data, t)
+
+    def _player_message(self, data: Sequence[int], t: float) -> None:
         for out in self.tracker.feed_bytes(data, t):
             if isinstance(out, NoteStarted):
                 self._player_note_started(out)
@@ -413,7 +429,11 @@ class Engine:
                 self._player_note_ended(out)
 
     def _is_echo(self, data: Sequence[int], t: float) -> bool:
-        """Our own output coming back through a loop: same key within the echo window."""
+        """Our own output coming back through a loop: the same key and velocity within the echo window.
+
+        The velocity keeps a player who strikes the key improv just played (at a
+        velocity of their own) from being taken for the echo.
+        """
         if len(data) < 3 or not self._sent_recently:
             return False
         kind = data[0] & 0xF0
@@ -422,7 +442,8 @@ class Engine:
         pitch = data[1]
         is_on = kind == 0x90 and data[2] > 0
         sent = self._sent_recently.get((pitch, is_on))
-        if sent is not None and abs(t - sent) <= self.settings.echo_window_s:
+        if (sent is not None and abs(t - sent[0]) <= self.settings.echo_window_s
+                and (not is_on or data[2] == sent[1])):
             del self._sent_recently[(pitch, is_on)]
             self.ignored_echoes += 1
             if is_on:
@@ -453,7 +474,7 @@ class Engine:
             self._last_cluster_start = note.time
         if self.settings.thru:
             self.scheduler.note_on_now(self.clock(), note.pitch, note.velocity, self.settings.out_channel, THRU_TAG)
-            self._remember_sent(note.pitch, True, self.clock())
+            self._remember_sent(note.pitch, True, self.clock(), note.velocity)
 
     def _player_note_ended(self, note: Any) -> None:
         for entry in self._pending:
@@ -464,7 +485,7 @@ class Engine:
         self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
         if self.settings.thru:
             self.scheduler.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
-            self._remember_sent(note.pitch, False, self.clock())
+            self._remember_sent(note.pitch, False, self.clock(), 0)
 
     def _feed_ready(self, now: float, force: bool = False) -> None:
         """Feed the model whole chords, in onset-then-pitch order, once their notes have ended.
@@ -716,22 +737,38 @@ class Engine:
                 self.late_notes += 1
             if self._reply is not None and self._reply.first_sent is None:
                 self._reply.first_sent = sent.sent
-            self._remember_sent(sent.pitch, True, sent.sent)
+            self._remember_sent(sent.pitch, True, sent.sent, sent.velocity)
             self.events.put(NotePlayed("improv", sent.pitch, sent.velocity, sent.sent, sent.duration))
 
-    def _remember_sent(self, pitch: int, is_on: bool, t: float) -> None:
-        self._sent_recently[(pitch, is_on)] = t
+    def _remember_sent(self, pitch: int, is_on: bool, t: float, velocity: int) -> None:
+        self._sent_recently[(pitch, is_on)] = (t, velocity)
         if not is_on:
             return
         if len(self._sent_recently) > 256:  # forget what can no longer come back
             horizon = t - 1.0
-            self._sent_recently = {k: v for k, v in self._sent_recently.items() if v >= horizon}
+            self._sent_recently = {k: v for k, v in self._sent_recently.items() if v[0] >= horizon}
+
+    def _play_key(self, pitch: int, velocity: int, now: float) -> None:
+        """The computer-keyboard piano: sounded here (so a loop's echo of it is known) and heard as the player."""
+        channel = self.settings.out_channel
+        if not self.settings.thru:  # with thru, the player's path sounds it
+            if velocity > 0:
+                self.scheduler.note_on_now(now, pitch, velocity, channel, PIANO_TAG)
+            else:
+                self.scheduler.note_off_now(pitch, channel, PIANO_TAG)
+            self._remember_sent(pitch, velocity > 0, now, velocity)
+        self._player_message((NOTE_ON, pitch, velocity) if velocity > 0 else (NOTE_OFF, pitch, 0), now)
 
     # -- controls and commands ---------------------------------------------------------
 
     def _handle_command(self, name: str, value: Any, now: float) -> None:
         if name == "temperature":
             self.temperature = sampling.check_temperature(value)
+        elif name == "key":
+            pitch, velocity = value
+            if not (0 <= pitch <= 127 and 0 <= velocity <= 127):
+                raise ValueError(f"no such key: pitch {pitch}, velocity {velocity}")
+            self._play_key(int(pitch), int(velocity), now)
         elif name == "temperature_step":
             self.temperature = min(max(round(self.temperature + value, 2), 0.05), 5.0)
         elif name == "mode":

@@ -8,6 +8,8 @@ engine and releases every note before the ports close.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import os
 import queue
 import re
@@ -15,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -50,6 +52,10 @@ from .recording import Recording
 from .synth import rechannel
 
 DEFAULT_GAP_MS = 500
+# Closing a JACK client can stall, for seconds or for good, while the server waits on another
+# client (seen here once in 800 test runs). The command line's sessions, whose notes are off by
+# then, end the process anyway after this long.
+CLOSE_STALL_EXIT_S = 2.0
 ALL_NOTES_OFF = 123
 ALL_SOUND_OFF = 120
 _Port = TypeVar("_Port", MidiInput, MidiOutput)
@@ -183,7 +189,10 @@ class LiveSession:
         self.control_map = control_map_from(args, self.config)
         model = resolve_model(args.model)
         self._closed = threading.Event()
+        self._silenced = False
         self._lock = threading.Lock()
+        # None in a library or test; the command line sets CLOSE_STALL_EXIT_S (see there).
+        self.exit_if_close_stalls_s: float | None = None
         self.output: MidiOutput | None = None
         self.input: MidiInput | None = None
         self.problems: list[str] = []
@@ -322,18 +331,28 @@ class LiveSession:
         self.config = self.config.with_mapping(*learned)  # the file keeps its own mappings, not command-line overrides
         return controls_mod.save_config(self.config, self.config_path)
 
+    def silence(self) -> None:
+        """Stop the engine and release every note; the ports stay open. Safe to call again."""
+        with self._lock:
+            if self._silenced:
+                return
+            self._silenced = True
+        self.watcher.stop()
+        self.engine.stop()  # releases every note
+        self.stop_synth()
+
     def close(self) -> None:
+        """Silence, then close the ports (bounded by `exit_if_close_stalls_s` when that is set)."""
         with self._lock:
             if self._closed.is_set():
                 return
             self._closed.set()
-        self.watcher.stop()
-        self.engine.stop()  # releases every note
-        self.stop_synth()
-        if self.input is not None:
-            self.input.close()
-        if self.output is not None:
-            self.output.close()
+        self.silence()
+        with _exit_if_stalled(self.exit_if_close_stalls_s):
+            if self.input is not None:
+                self.input.close()
+            if self.output is not None:
+                self.output.close()
 
     def __enter__(self) -> LiveSession:
         return self
@@ -342,12 +361,33 @@ class LiveSession:
         self.close()
 
 
+@contextlib.contextmanager
+def _exit_if_stalled(seconds: float | None) -> Iterator[None]:
+    """End the process if the block takes longer than `seconds`.
+
+    The stall is inside the MIDI library's C++ destructor, which holds the GIL,
+    so no Python thread or signal handler could run: faulthandler's watchdog is
+    a C thread. It exits with status 1 (its tracebacks go to /dev/null).
+    """
+    if seconds is None:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=devnull)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
 def install_exit_handlers(session: LiveSession) -> None:
-    """SIGTERM/SIGHUP end the run like Ctrl-C; an exception in any thread silences first."""
+    """For a process that is the session: SIGTERM/SIGHUP end the run like Ctrl-C, an exception in
+    any thread silences first, and a stall in closing the ports cannot keep the process alive."""
+    session.exit_if_close_stalls_s = CLOSE_STALL_EXIT_S
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _raise_exit)
@@ -434,9 +474,10 @@ def run_headless(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        session.close()
+        session.silence()
         if record_dir is not None:
             _save_recording(recording, record_dir, session)
+        session.close()
 
 
 def _save_recording(recording: Recording, directory: Path, session: LiveSession) -> None:

@@ -143,13 +143,42 @@ def test_echo_of_our_own_output_is_not_taken_as_the_player(tiny_model) -> None:
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=4)
     play(engine, clock, PHRASE)
     run_until(engine, clock, clock.now + 0.31)
-    ons = port.note_ons()
+    ons = [(t, d) for t, d in port.sent if d[0] & 0xF0 == 0x90 and d[2] > 0]
     assert ons
-    t, pitch = ons[0]
-    engine.push([0x90, pitch, 90], t + 0.005)  # the loop brings it back 5 ms later
+    t, data = ons[0]
+    engine.push(list(data), t + 0.005)  # the loop brings it back 5 ms later
     run_until(engine, clock, clock.now + 0.01)
     assert engine.ignored_echoes == 1
     assert engine.tracker.keys_down == 0
+
+
+def test_the_player_striking_the_key_improv_just_played_is_not_an_echo(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=8)
+    play(engine, clock, PHRASE)
+    run_until(engine, clock, clock.now + 0.31)
+    t, data = next((t, d) for t, d in port.sent if d[0] & 0xF0 == 0x90 and d[2] > 0)
+    events(engine)
+    engine.push([0x90, data[1], 1 + data[2] % 127], t + 0.005)  # same key, 5 ms later, the player's own velocity
+    run_until(engine, clock, clock.now + 0.01)
+    assert engine.ignored_echoes == 0
+    assert engine.tracker.keys_down == 1
+    assert any(isinstance(e, ReplyDone) and e.interrupted for e in events(engine))
+
+
+def test_a_computer_piano_key_sounds_is_the_players_and_its_echo_is_ignored(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3)
+    engine.key(61, 100)
+    engine.process(clock.now)
+    assert port.sent == [(clock.now, (0x90, 61, 100))]
+    assert engine.tracker.keys_down == 1
+    engine.push([0x90, 61, 100], clock.now + 0.004)  # routed back to the input
+    run_until(engine, clock, clock.now + 0.005)
+    assert engine.ignored_echoes == 1 and engine.tracker.keys_down == 1
+    engine.key(61, 0)
+    run_until(engine, clock, clock.now + 0.001)
+    assert port.sent[-1][1] == (0x80, 61, 0) and engine.tracker.keys_down == 0
+    with pytest.raises(ValueError):
+        engine._handle_command("key", (128, 100), clock.now)
 
 
 def test_malformed_messages_are_ignored(tiny_model) -> None:

@@ -32,7 +32,6 @@ from textual.widgets import Static
 from ..clock import Transport
 from ..controls import Action, ControlMap, Learned, Learner
 from ..engine import (
-    PIANO_TAG,
     Crashed,
     Engine,
     LearnedControl,
@@ -61,7 +60,6 @@ MAX_EVENTS_PER_POLL = 5000  # a flood beyond this waits for the next tick
 GAUGE_WIDTH = 20
 FOLLOW_GAUGE_WIDTH = 10
 _STATE_READINGS = ("temperature", "follow", "transport", "mode", "key", "learning", "surprise")
-NOTE_ON, NOTE_OFF = 0x90, 0x80
 
 
 class Port(Protocol):
@@ -384,18 +382,12 @@ class ImprovApp(App[int]):
         if sounding is not None:
             sounding.stop()
         else:
-            engine = self.session.engine
-            now = engine.clock()
-            if not engine.settings.thru:  # with thru on, the engine echoes it itself
-                engine.scheduler.note_on_now(now, pitch, VELOCITY, engine.settings.out_channel, PIANO_TAG)
-            engine.push([NOTE_ON, pitch, VELOCITY], now)
+            self.session.engine.key(pitch, VELOCITY)
         self._piano_notes[pitch] = self.set_timer(NOTE_S, partial(self._release_key, pitch))
 
     def _release_key(self, pitch: int) -> None:
         self._piano_notes.pop(pitch, None)
-        engine = self.session.engine
-        engine.push([NOTE_OFF, pitch, 0], engine.clock())
-        engine.scheduler.note_off_now(pitch, engine.settings.out_channel, PIANO_TAG)
+        self.session.engine.key(pitch, 0)
 
     def action_pause(self) -> None:
         self.session.engine.command("pause")
