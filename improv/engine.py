@@ -95,6 +95,9 @@ class EngineSettings:
     max_hold_s: float = 10.0
     stale_key_s: float = 8.0  # a player's key down this long without its note-off is taken as released
     lookahead_s: float = 0.05
+    # Sample an answer's opening this long before the gap ends (taken back if the player plays on
+    # meanwhile): its first note then sounds the moment the gap ends, and its first chord together.
+    presample_s: float = 0.03
     duet_lookahead_s: float = 0.15
     velocity_range: tuple[int, int] = (20, 120)
     sync: str = "off"  # "clock": follow incoming MIDI clock
@@ -113,6 +116,8 @@ class EngineSettings:
             raise ValueError("sync clock and --clock-out exclude each other: follow a clock or be one")
         sampling.check_temperature(self.temperature)
         check_follow(self.follow)
+        if not self.presample_s >= 0.0:
+            raise ValueError(f"presample must be 0 or more seconds, got {self.presample_s!r}")
         if self.clock_out_bpm is not None:
             try:
                 pulse_seconds(self.clock_out_bpm)
@@ -210,6 +215,17 @@ class Crashed:
 # -- the engine ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """What an answer begun before its gap ended changed: taken back if the player plays on."""
+
+    snapshot: SeedSnapshot
+    last_onset: float | None
+    model_velocity: float | None
+    rng_state: dict[str, Any]
+    reply_start: tuple[SeedSnapshot, float | None] | None
+
+
 @dataclass
 class _Reply:
     gap_end: float
@@ -226,6 +242,7 @@ class _Reply:
     rerolled: bool = False
     pulse: float | None = None  # synced: grid position (clock pulses) of the last scheduled note
     held: tuple[Any, float] | None = None  # synced: a sampled note waiting for its grid point
+    undo: _Undo | None = None  # begun before its gap ended, and that gap has not ended yet
 
 
 class Engine:
@@ -352,7 +369,7 @@ class Engine:
             deadlines.append(due - EARLY_WAKE_S)
         gap_end = self._gap_end(now)
         if gap_end is not None:
-            deadlines.append(gap_end)
+            deadlines.append(gap_end - self._presample())
         if self.master is not None:
             deadlines.append(self.master.next_due())
         if self._reply is not None and self._reply.held is not None:
@@ -389,8 +406,10 @@ class Engine:
                 self._player_note_ended(note)
         self._feed_ready(now)
         gap_end = self._gap_end(now)
-        if gap_end is not None and now >= gap_end:
+        if gap_end is not None and now >= gap_end - self._presample():
             self._start_reply(gap_end, now)
+        elif self._reply is not None and self._reply.undo is not None:
+            self._settle_early_reply(now)
         if self.mode == "duet" and not self.paused:
             self._duet(now)
         self._continue_reply(now)
@@ -525,8 +544,9 @@ class Engine:
 
     # -- replies ---------------------------------------------------------------------
 
-    def _gap_end(self, now: float) -> float | None:
-        if self.mode != "call" or self.paused or not self._phrase_new_notes or self._reply is not None:
+    def _gap_end(self, now: float, ignore_reply: bool = False) -> float | None:
+        """When the player's silence will have lasted the gap; None while no answer is due."""
+        if self.mode != "call" or self.paused or not self._phrase_new_notes or (self._reply is not None and not ignore_reply):
             return None
         if self.follower is not None and not self.follower.running_at(now):
             return None  # the band stopped: silence until it starts again
@@ -536,12 +556,42 @@ class Engine:
 
     def _start_reply(self, gap_end: float, now: float, duet: bool = False) -> None:
         self._feed_ready(now, force=not duet)
-        self._phrase_new_notes = 0
-        self._reply_start = (self.improviser.snapshot(), self._last_onset)
+        snapshot = self.improviser.snapshot()
+        undo = None
+        if now < gap_end:  # early (see EngineSettings.presample_s): the phrase may not be over yet
+            undo = _Undo(snapshot, self._last_onset, self._model_velocity, self.rng.bit_generator.state,
+                         self._reply_start)
+        else:
+            self._phrase_new_notes = 0
+        self._reply_start = (snapshot, self._last_onset)
         seconds = self.settings.reply_seconds
         notes = self.settings.reply_notes if not duet else 1 << 30
-        self._reply = _Reply(gap_end, notes, now + seconds if seconds else math.inf)
+        self._reply = _Reply(gap_end, notes, max(now, gap_end) + seconds if seconds else math.inf, undo=undo)
         self._continue_reply(now)
+
+    def _presample(self) -> float:
+        if self.grid is not None:
+            return 0.0  # on a clock, answers wait for the grid
+        return min(self.settings.presample_s, self.settings.gap_s / 2)
+
+    def _settle_early_reply(self, now: float) -> None:
+        """An answer begun before its gap ended stands once the gap is over; a pedal or key moved meanwhile takes it back."""
+        reply = self._reply
+        assert reply is not None
+        if now >= reply.gap_end:
+            reply.undo = None
+            self._phrase_new_notes = 0
+        elif self._gap_end(now, ignore_reply=True) != reply.gap_end:
+            self._end_reply(interrupted=True)
+
+    def _take_back(self, undo: _Undo) -> None:
+        """Forget an answer that never sounded, as if it had not been begun."""
+        self.scheduler.cancel(REPLY_TAG)
+        self.improviser.restore(undo.snapshot)
+        self._last_onset = undo.last_onset
+        self._model_velocity = undo.model_velocity
+        self.rng.bit_generator.state = undo.rng_state
+        self._reply_start = undo.reply_start
 
     def _duet(self, now: float) -> None:
         """Play along while the player plays; after the gap, finish with a normal reply's length."""
@@ -600,7 +650,8 @@ class Engine:
             else:
                 event = sampled.event
                 if reply.cursor is None:
-                    onset = self.clock()  # at once, now that it is sampled: the gap already was the wait
+                    # when the gap ends, or at once if it has: the gap already was the wait
+                    onset = max(self.clock(), reply.gap_end)
                 else:
                     step = snap_to_pulse(event.step * self.tempo_factor, self._pulse_s())
                     onset = max(reply.cursor + step, now)
@@ -722,6 +773,9 @@ class Engine:
         if reply is None:
             return
         self._reply = None
+        if reply.undo is not None:  # begun early and the phrase went on: it never was
+            self._take_back(reply.undo)
+            return
         if interrupted:
             self.scheduler.cancel(REPLY_TAG)
         latency = (reply.first_sent - reply.gap_end) * 1000 if reply.first_sent is not None else math.nan
@@ -799,6 +853,8 @@ class Engine:
             self.learner = value
             return
         elif name == "model":
+            if self._reply is not None and self._reply.undo is not None:
+                self._end_reply(interrupted=True)  # its undo holds a state of the old model
             self.improviser.set_model(value)
             if self.improviser.bins.n_step != self.style.n_step:  # other bins: the memory's tokens mean nothing now
                 self.style = StyleMemory(self.improviser.bins.n_step)

@@ -110,6 +110,44 @@ def test_playing_during_the_reply_stops_it_and_releases_its_notes(tiny_model) ->
     assert any(isinstance(e, ReplyDone) and e.interrupted for e in events(engine))
 
 
+def test_the_opening_is_sampled_before_the_gap_ends_and_sounds_the_moment_it_does(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=8, presample_s=0.03)
+    play(engine, clock, PHRASE)
+    gap_end = clock.now + 0.3
+    run_until(engine, clock, gap_end - 0.01)
+    assert engine.scheduler.pending("reply") >= 1 and port.note_ons() == []  # ready, and silent
+    clock.now = gap_end
+    engine.process(gap_end)
+    assert port.note_ons()[0][0] == gap_end  # on the fake clock: exactly when the gap ends
+
+
+def _session(tiny_model, presample_s: float, interruption: list[tuple[float, tuple[int, ...]]]):
+    """PHRASE, then messages at offsets from the gap's end, then silence: what was sent, and the answers."""
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=6, presample_s=presample_s)
+    play(engine, clock, PHRASE)
+    gap_end = clock.now + 0.3
+    for offset, data in interruption:
+        run_until(engine, clock, gap_end + offset)
+        engine.push(list(data), clock.now)
+    run_until(engine, clock, clock.now + 8.0)
+    sent = [d for _, d in port.sent]
+    return sent, [e for e in events(engine) if isinstance(e, ReplyDone)], engine
+
+
+@pytest.mark.parametrize("interruption", [
+    [(-0.01, (0x90, 72, 100)), (0.2, (0x80, 72, 0))],  # a key in the last 10 ms of the gap
+    [(-0.01, (0xB0, 64, 127)), (0.2, (0xB0, 64, 0))],  # the sustain pedal, likewise
+])
+def test_playing_on_in_the_last_moments_of_the_gap_takes_the_early_answer_back(tiny_model, interruption) -> None:
+    early, early_done, engine = _session(tiny_model, 0.03, interruption)
+    late, late_done, _ = _session(tiny_model, 0.0, interruption)
+    # The answer begun early never sounded, and it left no trace: the same notes as when
+    # nothing was begun early (the model's state and the random draws were taken back).
+    assert early == late and len(early_done) == len(late_done) == 1
+    assert [e.pitches for e in early_done] == [e.pitches for e in late_done]
+    assert not early_done[0].interrupted and engine.scheduler.sounding() == 0
+
+
 def test_panic_command_silences_everything_and_sends_cc123(tiny_model) -> None:
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=64)
     play(engine, clock, PHRASE)
