@@ -1,6 +1,6 @@
 """Live latency of improv over a JACK dummy server, against the JACK floor measured in the same run.
 
-Usage: python benchmarks/live_latency.py [--phrases 50] [--model FILE] [--json]
+Usage: python benchmarks/live_latency.py [--phrases 50] [--model FILE] [--follow W] [--json]
 
 Starts its own JACK server (dummy driver, 48 kHz, 128-frame periods) and reports:
 - start: seconds from launching `improv --headless --api jack` until its ports exist, and its RSS
@@ -111,13 +111,14 @@ def measure_floor(n: int) -> list[float]:
             return out
 
 
-def measure_replies(model: Path | None, phrases: int) -> dict:
+def measure_replies(model: Path | None, phrases: int, follow: float = 0.0) -> dict:
     """In-process session (so the scheduler's own timing records can be read), played from outside."""
     from improv.cli import build_parser
     from improv.live import LiveSession
 
     argv = ["--api", "jack", "--gap", str(GAP_MS), "--reply-notes", "8", "--random-seed", "1", "--thru",
-            "--config", str(Path(tempfile.mkdtemp()) / "config.toml")]  # defaults, not the user's mappings
+            "--config", str(Path(tempfile.mkdtemp()) / "config.toml"),  # defaults, not the user's mappings
+            "--follow", str(follow)]
     if model:
         argv += ["--model", str(model)]
     session = LiveSession(build_parser().parse_args(argv))
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phrases", type=int, default=50)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--follow", type=float, default=0.0, help="answers follow the session this much (0-1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with JackServer() as server:
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.terminate()
         proc.wait(10)
         floor = measure_floor(args.phrases)
-        replies = measure_replies(args.model, args.phrases)
+        replies = measure_replies(args.model, args.phrases, args.follow)
     floor_p50 = statistics.median(floor)
     first = replies["first_reply_s"]
     late = replies["late_s"]
