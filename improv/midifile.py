@@ -202,33 +202,32 @@ def write_midi(
     ticks_per_beat: int = DEFAULT_TICKS_PER_BEAT,
     track_name: str = "notes",
 ) -> None:
-    """Write a type-1 MIDI file: a tempo track, then one named track per part.
+    """Write a type-1 MIDI file with one named track per part; the first carries the tempo map.
 
     `notes` is a list of notes (one track called `track_name`) or a mapping
-    of track name to notes, e.g. ``{"player": played, "improv": answered}``.
-    `tempo_changes` lists (seconds, bpm) after the initial `bpm`; note times
-    stay in seconds whatever the tempo, the tempo only sets the tick grid a
-    sequencer shows them on.
+    of track name to notes, e.g. ``{"player": played, "improv": answered}``:
+    a two-part session is a two-track file. `tempo_changes` lists (seconds,
+    bpm) after the initial `bpm`; note times stay in seconds whatever the
+    tempo, the tempo only sets the tick grid a sequencer shows them on.
     """
     if bpm <= 0:
         raise ValueError(f"bpm must be > 0, got {bpm}")
     tracks = dict(notes) if isinstance(notes, Mapping) else {track_name: notes}
+    if not tracks:
+        tracks = {track_name: []}
     tempo = _seconds_to_tempo_map(bpm, tempo_changes, ticks_per_beat)
-    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
-    conductor = mido.MidiTrack()
-    conductor.append(mido.MetaMessage("track_name", name="tempo", time=0))
-    conductor.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
-    last = 0
+    conductor: list[tuple[int, mido.MetaMessage]] = [(0, mido.MetaMessage("time_signature", numerator=4, denominator=4))]
     for tick, seconds_per_tick in zip(tempo.ticks, tempo.seconds_per_tick):
-        us_per_beat = round(seconds_per_tick * ticks_per_beat * 1e6)
-        conductor.append(mido.MetaMessage("set_tempo", tempo=us_per_beat, time=tick - last))
-        last = tick
-    midi.tracks.append(conductor)
-    for name, part in tracks.items():
+        conductor.append((tick, mido.MetaMessage("set_tempo", tempo=round(seconds_per_tick * ticks_per_beat * 1e6))))
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    for i, (name, part) in enumerate(tracks.items()):
+        timed = [(tick, msg) for tick, _, msg in _track_messages(part, tempo)]
+        if i == 0:  # stable sort: at one tick, the tempo comes before the notes
+            timed = sorted(conductor + timed, key=lambda item: item[0])
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=name, time=0))
         last = 0
-        for tick, _, msg in _track_messages(part, tempo):
+        for tick, msg in timed:
             track.append(msg.copy(time=tick - last))
             last = tick
         midi.tracks.append(track)

@@ -19,7 +19,7 @@ from improv.controls import Action, ControlMap, Learned, Source, load_config, sa
 from improv.engine import Engine, EngineSettings, NotePlayed, PlayerNoteOn, ReplyDone, StateChanged
 from improv.errors import PortError
 from improv.improviser import estimate_key
-from improv.midifile import read_midi_tracks
+from improv.midifile import read_midi_tracks, track_names
 from improv.tui.app import ImprovApp
 from improv.tui.keys import KEY_COMMANDS
 from improv.tui.piano import NOTE_S, ComputerPiano, note_name
@@ -424,8 +424,8 @@ async def test_s_saves_the_session_as_two_tracks(make_session, tmp_path) -> None
         await wait_until(pilot, lambda: "saved" in app.status_text)
     files = list((tmp_path / "sessions").glob("session-*.mid"))
     assert len(files) == 1 and str(files[0]) in app.status_text
+    assert track_names(files[0]) == [PLAYER, IMPROV]
     tracks = read_midi_tracks(files[0])
-    assert set(tracks) == {PLAYER, IMPROV}
     assert [n.pitch for n in tracks[PLAYER]] == PHRASE[:4]
     assert len(tracks[IMPROV]) == 4
     assert min(n.start for part in tracks.values() for n in part) == pytest.approx(0.0, abs=1e-3)
@@ -494,6 +494,16 @@ async def test_q_and_ctrl_c_quit_releasing_every_note_first(make_session, tmp_pa
 
 
 @async_test
+async def test_the_start_up_hint_goes_once_the_player_is_heard(make_session, tmp_path) -> None:
+    session = make_session(gap_s=5.0)
+    app = make_app(session, tmp_path)
+    async with app.run_test() as pilot:
+        assert "play a phrase and pause" in app.status_text
+        await play(session, [60])
+        await wait_until(pilot, lambda: app.status_text == "", what="the hint cleared")
+
+
+@async_test
 async def test_tab_turns_the_letters_into_a_piano(make_session, tmp_path) -> None:
     session = make_session(gap_s=5.0)
     app = make_app(session, tmp_path)
@@ -503,10 +513,12 @@ async def test_tab_turns_the_letters_into_a_piano(make_session, tmp_path) -> Non
         assert app.piano_on and "piano on" in screen_text(app)
         started = time.monotonic()
         await pilot.press("a")
-        assert session.note_ons() == [60]  # sounds at once, on the output
+        await wait_until(pilot, lambda: session.note_ons() == [60], what="the key sounds on the output")
         await wait_until(pilot, lambda: session.balance() == Counter(), what="the note ends by itself")
         assert time.monotonic() - started >= NOTE_S - 0.02
-        await pilot.press("x", "s", "w")  # an octave up: D5, then C#5; s plays instead of saving
+        await pilot.press("x")
+        assert "a = C5" in app.status_text and "a = C5" in screen_text(app)  # the status too, not only the state line
+        await pilot.press("s", "w")  # an octave up: D5, then C#5; s plays instead of saving
         await wait_until(pilot, lambda: len([e for e in seen if isinstance(e, NotePlayed)]) == 3)
         assert session.engine.mode == "call"
         await pilot.press("m")  # not a piano key, and no command while the piano is on

@@ -36,6 +36,7 @@ from ..engine import (
     Engine,
     LearnedControl,
     Message,
+    PlayerNoteOn,
     ReplyDone,
     StateChanged,
     TransportChanged,
@@ -160,6 +161,7 @@ class ImprovApp(App[int]):
         self.step_ms: float | None = None
         self.piano = ComputerPiano()
         self._piano_notes: dict[int, Timer] = {}
+        self._hint: str | None = None  # the start-up hint, while it is the status line
         self._roll_version = -1
         self._roll_frame = -1
         self._status = Static("", id="status")
@@ -196,7 +198,9 @@ class ImprovApp(App[int]):
                     loop.add_signal_handler(getattr(signal, name), self.release_and_exit, 128 + getattr(signal, name))
         self._show_state()
         self._show_keys()
-        self.say(*self._startup_hint())
+        text, error = self._startup_hint()
+        self.say(text, error)
+        self._hint = None if error else text  # cleared when the player's first note shows it was heard
         self.poll()
         self.set_interval(1 / self.poll_hz, self.poll)
 
@@ -247,6 +251,10 @@ class ImprovApp(App[int]):
                 self.step_ms = event.step_ms
             if not event.rerolled:
                 self.latency.add(event.latency_ms)
+        elif isinstance(event, PlayerNoteOn):
+            if self._hint is not None and self.status_text == self._hint:
+                self.say("")
+            self._hint = None
         elif isinstance(event, StateChanged):
             self.temperature, self.mode, self.paused, self.key, self.follow = (
                 event.temperature, event.mode, event.paused, event.key, event.follow)
@@ -368,6 +376,7 @@ class ImprovApp(App[int]):
             return
         if self.piano.shift(event.character):
             self._show_state()
+            self.say(f"computer-keyboard piano: a = {self.piano.octave_name} (z/x: octave down/up)")
         else:
             pitch = self.piano.pitch(event.character)
             if pitch is None:

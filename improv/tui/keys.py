@@ -40,7 +40,7 @@ LETTER_ACTIONS = frozenset(command.action for command in KEY_COMMANDS if command
 # The key bar: (key, label) pairs, shortest words that still say it.
 KEY_BAR: tuple[tuple[str, str], ...] = (
     ("space", "pause"),
-    ("↑↓", "temperature"),
+    ("↑↓", "temp"),  # the line above says "temperature": the bar fits two lines at 80 columns
     (", .", "follow"),
     ("m", "call/duet"),
     ("l", "learn"),
