@@ -8,7 +8,8 @@ Starts its own JACK server (dummy driver, 48 kHz, 128-frame periods) and reports
   which is the server's memory: the target is for improv's own);
 - floor: keyboard -> echo client -> listener, the same two JACK hops improv's answer takes;
 - first reply: last note-off sent -> first answer note-on received, minus the gap;
-- timing error: when each answer note went out vs when the engine scheduled it;
+- timing error: when each answer note went out vs when the engine scheduled it (answer notes only:
+  the --thru echoes go out the moment they arrive and cannot be late);
 - flood: note-ons lost (not echoed by --thru) or stuck under a 10,000 msg/s input flood.
 """
 
@@ -131,12 +132,13 @@ def measure_replies(model: Path | None, phrases: int, follow: float = 0.0) -> di
             connect_ports(session.output.port_name, recorder.port)
             for _ in range(phrases):
                 recorder.clear()
-                for pitch in PHRASE:
+                for i, pitch in enumerate(PHRASE):
+                    if i:
+                        time.sleep(0.02)
                     keys.send_message([0x90, pitch, 80])
                     time.sleep(0.06)
                     keys.send_message([0x80, pitch, 0])
-                    time.sleep(0.02)
-                released = time.monotonic() - 0.02
+                released = time.monotonic()
                 echoed = len(PHRASE)
 
                 def answered(messages: list) -> bool:
@@ -181,9 +183,15 @@ def flood_test(session, keys: rtmidi.MidiOut, recorder: MidiRecorder) -> dict:
     time.sleep(1.0)
     got = recorder.messages
     ons = sum(1 for m in got if m.data[0] & 0xF0 == 0x90 and m.data[2] > 0)
-    offs = sum(1 for m in got if m.data[0] & 0xF0 == 0x80 or (m.data[0] & 0xF0 == 0x90 and m.data[2] == 0))
+    sounding: dict[int, int] = {}  # per key: note-ons minus note-offs
+    for m in got:
+        kind, key = m.data[0] & 0xF0, m.data[1] if len(m.data) > 1 else -1
+        if kind == 0x90 and m.data[2] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif kind == 0x80 or kind == 0x90:
+            sounding[key] = sounding.get(key, 0) - 1
     return {"flood_rate": rate, "flood_notes_sent": sent_notes, "flood_lost": sent_notes - ons,
-            "flood_stuck": max(ons - offs, 0), "dropped_input": session.engine.dropped_input}
+            "flood_stuck": sum(1 for n in sounding.values() if n > 0), "dropped_input": session.engine.dropped_input}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -330,9 +330,10 @@ class Engine:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the loop, then release every note (also when the thread is gone or stuck)."""
         self._stop.set()
+        self.scheduler.panic()  # now, whatever the wait below meets
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self.scheduler.panic()
+        self.scheduler.panic()  # and what the loop's last pass may have struck meanwhile
         if self.master is not None and self.master.playing:
             self.master.playing = False
             self.scheduler.send_now([STOP])

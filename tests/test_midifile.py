@@ -151,7 +151,24 @@ MALFORMED: dict[str, bytes] = {
     "data-byte-over-127": _valid_bytes()[:14] + b"MTrk\x00\x00\x00\x04\x00\x90\xbc\x40",
     "huge-chunk-length": _valid_bytes()[:14] + b"MTrk\x7f\xff\xff\xff\x00\x90",
     "zero-division": b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x00" + _valid_bytes()[14:],
+    "smpte-zero-ticks-per-frame": b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\xe7\x00" + _valid_bytes()[14:],
 }
+
+# 25 frames per second (0xE7 = -25), 40 ticks per frame: a tick is 1 ms whatever the tempo.
+SMPTE = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\xe7\x28"
+         b"MTrk\x00\x00\x00\x10"
+         b"\x00\xff\x51\x03\x07\xa1\x20"  # a tempo, which SMPTE timing ignores
+         b"\x87\x68\x90\x3c\x64"  # 1000 ticks: note-on C4
+         b"\x83\x74\x80\x3c\x00"  # 500 ticks later: its note-off
+         b"\x00\xff\x2f\x00")
+
+
+def test_smpte_timed_files_count_ticks_in_frames() -> None:
+    data = bytearray(SMPTE)
+    data[18:22] = (len(data) - 22).to_bytes(4, "big")  # the track chunk's length
+    [note] = read_midi(io.BytesIO(bytes(data)))
+    assert (note.pitch, note.velocity) == (60, 100)
+    assert note.start == pytest.approx(1.0) and note.duration == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
@@ -214,14 +231,19 @@ def test_notes_survive_a_file_within_one_tick(case: tuple[list[Note], float, lis
     write_midi(notes, buffer, bpm=bpm, tempo_changes=changes, ticks_per_beat=TPB)
     buffer.seek(0)
     result = read_midi(buffer)
-    tick_s = 60.0 / 30 / TPB  # the longest tick the tempo range allows
+    tempos = sorted(changes)
+
+    def tick_s(t: float) -> float:
+        """The longest tick within 5 ms of `t` (a tempo change may fall between a time and its tick)."""
+        return max(60.0 / TPB / next((b for s, b in reversed(tempos) if s <= u), bpm) for u in (t - 0.005, t + 0.005))
+
     expected = sorted(notes, key=lambda n: (n.start, n.pitch, n.channel))
     assert len(result) == len(expected)
     matched = sorted(result, key=lambda n: (n.channel, n.pitch, n.start))
     for got, want in zip(matched, sorted(expected, key=lambda n: (n.channel, n.pitch, n.start))):
         assert (got.pitch, got.velocity, got.channel) == (want.pitch, want.velocity, want.channel)
-        assert abs(got.start - want.start) <= tick_s
-        assert abs(got.duration - want.duration) <= 2 * tick_s
+        assert abs(got.start - want.start) <= tick_s(want.start)
+        assert abs(got.end - want.end) <= tick_s(want.end)
 
 
 def test_write_to_unwritable_place_is_an_os_error(tmp_path: Path) -> None:

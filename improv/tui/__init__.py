@@ -14,7 +14,7 @@ __all__ = ["run_tui"]
 
 def run_tui(args: argparse.Namespace) -> int:
     """Open the screen; a port that cannot open is shown on it (with the port picker) instead of failing."""
-    from ..live import LiveSession, install_exit_handlers
+    from ..live import LiveSession, ignore_exit_signals, install_exit_handlers
     from .app import ImprovApp
 
     session = LiveSession(args, ports_optional=True)
@@ -25,4 +25,5 @@ def run_tui(args: argparse.Namespace) -> int:
         code = app.run()
         return code if isinstance(code, int) else (app.return_code or 0)
     finally:
+        ignore_exit_signals()
         session.close()
