@@ -50,6 +50,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     reply_notes = 16      # notes per reply at start-up
     reply_notes_lo = 4    # reply_length knob at 0
     reply_notes_hi = 64   # ... at 127
+    seed_events = 64      # the rolling seed: how many recent events the model state is rebuilt from
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
@@ -518,6 +519,9 @@ class Learner:
 # -- config -----------------------------------------------------------------------
 
 
+MAX_SEED_EVENTS = 4096  # far beyond what the model was trained on (windows of 64 events)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything improv keeps between sessions; validated on construction.
@@ -535,6 +539,7 @@ class Config:
     reply_notes: int = 16
     reply_notes_lo: int = 4
     reply_notes_hi: int = 64
+    seed_events: int = 64
     soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
@@ -555,6 +560,7 @@ class Config:
         set_(self, "reply_notes_lo", notes_lo)
         set_(self, "reply_notes_hi", notes_hi)
         set_(self, "reply_notes", _int(self.reply_notes, "reply_notes", notes_lo, notes_hi))
+        set_(self, "seed_events", _int(self.seed_events, "seed_events", 1, MAX_SEED_EVENTS))
         if not isinstance(self.soundfont, str):
             raise ConfigError(f"soundfont must be a file path in quotes, got {_show(self.soundfont)}")
         if not isinstance(self.controls, Mapping):

@@ -81,6 +81,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out-channel", type=int, metavar="N", default=1, help="MIDI channel 1-16 for the answers (default 1)")
     g.add_argument("--thru", action="store_true", help="echo your notes to the output too")
     g.add_argument("--random-seed", type=int, metavar="N", default=None, help="make the answers repeatable")
+    g.add_argument("--seed-events", type=int, metavar="N", default=None,
+                   help="the rolling seed: keep the last N events to rebuild the model state from (default 64)")
     g.add_argument("--config", type=Path, metavar="FILE", default=None, help="config file (default: the user config)")
     g.add_argument("--key", default=None, help="keep answers in a key, e.g. C:minor")
     g.add_argument("--range", dest="pitch_range", default="21-108", help="lowest-highest answer pitch (default 21-108)")
@@ -122,6 +124,9 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
     reply_notes = args.reply_notes if args.reply_notes is not None else config.reply_notes
     if reply_notes < 1:
         raise ConfigError(f"--reply-notes must be >= 1, got {reply_notes}")
+    seed_events = args.seed_events if args.seed_events is not None else config.seed_events
+    if not 1 <= seed_events <= controls_mod.MAX_SEED_EVENTS:
+        raise ConfigError(f"--seed-events must be 1-{controls_mod.MAX_SEED_EVENTS}, got {seed_events}")
     if args.reply_seconds is not None and not args.reply_seconds > 0:
         raise ConfigError(f"--reply-seconds must be > 0, got {args.reply_seconds}")
     temperature = sampling.check_temperature(args.temperature if args.temperature is not None else config.temperature)
@@ -141,6 +146,7 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
             out_channel=args.out_channel - 1,
             thru=args.thru,
             random_seed=args.random_seed,
+            seed_events=seed_events,
             pitch_range=pitch_range,
             key=key,
             follow=args.follow,
@@ -208,7 +214,7 @@ class LiveSession:
                 self.output.close()
             raise
         self.messages: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.watcher = PortWatcher(self._ports(), self.messages.put)
+        self.watcher = PortWatcher(self._ports(), self._port_changed)
         self.synth: Any = None
         self._synth_args = args
         self.engine.scheduler.tap = self._to_synth
@@ -268,6 +274,15 @@ class LiveSession:
                 raise
             self.problems.append(f"no MIDI {kind}: {error}")
             return None
+
+    def _port_changed(self, message: str) -> None:
+        """A port came or went (the watcher's thread). An output that returns is told all notes off:
+        a note-off sent while it was gone never arrived."""
+        self.messages.put(message)
+        if message.startswith("output") and message.endswith("reconnected"):
+            scheduler = self.engine.scheduler
+            for channel in sorted(scheduler.channels_used):
+                scheduler.send_now((0xB0 | channel, ALL_NOTES_OFF, 0))
 
     def _ports(self) -> list[Watchable]:
         return [port for port in (self.input, self.output) if port is not None]

@@ -403,6 +403,8 @@ class LoadedModel:
 def load(path: str | Path) -> LoadedModel:
     """Load an improv model file; anything else gives a one-line `ModelFileError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: a directory, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     extra = {"improv.json": ""}

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -93,6 +94,8 @@ class ImprovProcess:
     def __init__(self, server: JackServer, *args: str) -> None:
         env = server.env()
         env["PYTHONUNBUFFERED"] = "1"
+        home = tempfile.mkdtemp(prefix="improv-home-")  # not the user's own config and sessions
+        env["XDG_CONFIG_HOME"], env["XDG_DATA_HOME"] = f"{home}/config", f"{home}/data"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "improv", "--headless", "--api", "jack", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

@@ -315,6 +315,7 @@ CUSTOM = Config(
     reply_notes=12,
     reply_notes_lo=2,
     reply_notes_hi=100,
+    seed_events=128,
     controls=EVERYTHING_MAPPED,
 )
 
@@ -428,6 +429,7 @@ def test_save_follows_a_symlink(tmp_path: Path) -> None:
         ({"reply_notes_lo": 0}, "reply_notes_lo must be 1-1024"),
         ({"temperature_hi": float("inf")}, "temperature_hi must be a finite number"),
         ({"controls": [("mode", ("cc", 1))]}, "controls must be a table"),
+        ({"seed_events": 0}, "seed_events must be 1-4096"),
     ],
 )
 def test_config_validates_on_construction(overrides: dict[str, object], message: str) -> None:
@@ -448,3 +450,18 @@ def test_toml_writer_round_trips_scalars(text: str, number: int, real: float, fl
     table["key with space"] = {"x": text}
     data = {"t": table}
     assert tomllib.loads(_toml_document(data)) == data
+
+
+def test_the_rolling_seed_length_comes_from_the_command_line_over_the_config(tmp_path: Path, tiny_model) -> None:
+    from improv.cli import build_parser
+    from improv.engine import Engine
+    from improv.live import settings_from
+
+    config = Config(seed_events=32)
+    parse = build_parser().parse_args
+    assert settings_from(parse([]), config).seed_events == 32
+    settings = settings_from(parse(["--seed-events", "8"]), config)
+    engine = Engine(tiny_model, lambda data: None, settings)
+    assert engine.improviser.seed.maxlen == 8
+    with pytest.raises(ConfigError, match="--seed-events must be 1-4096, got 0"):
+        settings_from(parse(["--seed-events", "0"]), config)

@@ -148,6 +148,22 @@ def test_playing_on_in_the_last_moments_of_the_gap_takes_the_early_answer_back(t
     assert not early_done[0].interrupted and engine.scheduler.sounding() == 0
 
 
+def test_duet_plays_along_while_the_player_plays_then_winds_down(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, mode="duet", gap_s=0.3, reply_notes=6)
+    long_phrase = [(i * 0.25, 0.2, 60 + (i * 5) % 12, 90) for i in range(16)]
+    start = clock.now
+    play(engine, clock, long_phrase)
+    last_off = clock.now
+    during = [(t, p) for t, p in port.note_ons() if t < last_off]
+    assert during, "duet answers while the player plays"
+    assert min(t for t, _ in during) < start + 2.0  # from early on, not only at the end
+    run_until(engine, clock, last_off + 10.0)
+    after = [(t, p) for t, p in port.note_ons() if t >= last_off]
+    assert after and len(after) <= 6 + 1  # after the gap it finishes with a normal answer's length (plus one ahead)
+    assert port.balance() == Counter() and engine.scheduler.sounding() == 0
+    assert engine._reply is None  # and then it is quiet until the player plays again
+
+
 def test_panic_command_silences_everything_and_sends_cc123(tiny_model) -> None:
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=64)
     play(engine, clock, PHRASE)

@@ -120,19 +120,37 @@ def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, t
                                "--reply-notes", "4", "--config", str(tmp_path / "c.toml"))
     with session, listener() as synth:
         session.start()
-        assert session.input.connected is False or True
         message = session.messages.get(timeout=5)
-        assert "disconnected" in message
+        assert "disconnected" in message and session.input.connected is False
         with open_midi_out(name) as client:
             open_virtual(client, "out")
             message = session.messages.get(timeout=5)
-            assert "reconnected" in message
+            assert "reconnected" in message and session.input.connected is True
             for pitch in PHRASE[:4]:
                 client.send_message([0x90, pitch, 90])
                 time.sleep(0.1)
                 client.send_message([0x80, pitch, 0])
             got = synth.wait_for(lambda m: len(note_ons(m)) >= 4 and not balance(m), 10)
     assert len(note_ons(got)) == 4
+
+
+def test_an_output_that_returns_is_told_all_notes_off(jack_server, tiny_model_file, tmp_path) -> None:
+    """A note-off sent while the synth was gone never arrived: when it returns, CC123 on the channels used."""
+    from improv.jack_server import MidiRecorder
+
+    with MidiRecorder("hotplug-synth") as synth:
+        session = live_session(jack_server, tiny_model_file, "--out", "hotplug-synth:in", "--gap", "200",
+                               "--reply-notes", "4", "--out-channel", "3", "--config", str(tmp_path / "c.toml"))
+        with session, keyboard() as keys:
+            session.start()
+            keys.phrase(PHRASE[:3], step_s=0.1, hold_s=0.08)
+            synth.wait_for(lambda m: len(note_ons(m)) >= 1, 10)
+            synth.__exit__(None, None, None)  # the synth goes away in the middle of the answer
+            assert "disconnected" in session.messages.get(timeout=5)
+            with MidiRecorder("hotplug-synth") as back:
+                assert "reconnected" in session.messages.get(timeout=5)
+                got = back.wait_for(lambda m: any(x.data[:2] == bytes([0xB2, 123]) for x in m), 5)
+    assert all(x.data[0] & 0x0F == 2 for x in got)  # only the channel improv plays on
 
 
 def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_model_file, tmp_path) -> None:
@@ -153,8 +171,14 @@ def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_
             session.engine.push(data, t + i * 1e-5)
             if i % 2000 == 0:
                 time.sleep(0.001)  # let the engine keep up, as a real flood's gaps would
-        # Through the real port too, with an unterminated sysex start, then clean playing again.
+        # Through the real port too: random bytes (sysex starts among them), then notes played inside
+        # an unterminated sysex (rtmidi joins them into it), then its end, then clean playing again.
+        for i in range(5_000):
+            keys.send(*[rng.randrange(256) for _ in range(rng.randrange(1, 4))])
+            if i % 500 == 0:
+                time.sleep(0.005)
         keys.send(0xF0, 0x7D, 0x01)
+        keys.phrase(PHRASE[:2], step_s=0.05, hold_s=0.03)
         keys.send(0xF7)
         time.sleep(1.5)
         synth.clear()
@@ -220,13 +244,18 @@ def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model_file, tmp_
         (["--in", "no-such-port-anywhere"], "no MIDI input matches"),
         (["--temp-cc", "200"], "--temp-cc"),
         (["--model", "/nonexistent/model.pt"], "/nonexistent/model.pt"),
+        (["--model", "{tmp}/notes.pt"], "notes.pt"),
+        (["--config", "{tmp}/broken.toml"], "broken.toml"),
     ],
-    ids=["unknown-port", "bad-cc", "missing-model"],
+    ids=["unknown-port", "bad-cc", "missing-model", "not-a-model", "broken-config"],
 )
-def test_bad_arguments_give_one_line_and_exit_2(jack_server, args: list[str], expected: str) -> None:
+def test_bad_arguments_give_one_line_and_exit_2(jack_server, tmp_path, args: list[str], expected: str) -> None:
     import subprocess
     import sys
 
+    (tmp_path / "notes.pt").write_text("shopping list: milk, eggs\n")
+    (tmp_path / "broken.toml").write_text("[controls\ntemperature = { cc = \n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     result = subprocess.run([sys.executable, "-m", "improv", "--headless", "--api", "jack", *args],
                             capture_output=True, text=True, env=jack_server.env(), timeout=60)
     assert result.returncode == 2, result.stderr

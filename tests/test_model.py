@@ -113,6 +113,8 @@ def test_torchscript_file_that_is_not_improv_is_refused(tmp_path: Path) -> None:
 def test_missing_model_file(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="no such model file"):
         load(tmp_path / "nope.pt")
+    with pytest.raises(ModelFileError, match="a directory, not a model file"):
+        load(tmp_path)
 
 
 def test_heads_are_all_categorical(small_model: tuple[ImprovNet, Path]) -> None:
