@@ -58,8 +58,8 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def terminal(server: JackServer, command: list[str], env: dict[str, str], width: int = 100,
-             height: int = 30) -> Iterator[Terminal]:
+def terminal(server: JackServer, command: list[str], env: dict[str, str], width: int = 80,
+             height: int = 24) -> Iterator[Terminal]:
     term = Terminal(f"improv-test-{os.getpid()}-{time.monotonic_ns()}")
     shell = f"{shlex.join(command)}; echo \"{EXITED} $?\"; sleep 60"
     settings = [f"{key}={value}" for key, value in {**env, "JACK_DEFAULT_SERVER": server.name,
@@ -82,7 +82,7 @@ def test_improv_in_tmux_shows_the_temperature_steps_it_and_quits_leaving_nothing
                "--config", str(tmp_path / "config.toml"), "--gap", "300", "--reply-notes", "64",
                "--random-seed", "4"]
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    with terminal(jack_server, command, env) as term:
+    with terminal(jack_server, command, env) as term:  # 80x24: the smallest screen improv is made for
         term.wait_for(r"temperature 1\.00", 90)
         screen = term.wait_for(r"in improv(-\d+)?:in \(virtual\)", 5)
         assert re.search(r"out improv(-\d+)?:out \(virtual\)", screen)
