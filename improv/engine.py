@@ -580,10 +580,13 @@ class Engine:
         reply = self._reply
         assert reply is not None
         if now >= reply.gap_end:
-            reply.undo = None
-            self._phrase_new_notes = 0
+            self._commit_early_reply(reply)
         elif self._gap_end(now, ignore_reply=True) != reply.gap_end:
             self._end_reply(interrupted=True)
+
+    def _commit_early_reply(self, reply: _Reply) -> None:
+        reply.undo = None
+        self._phrase_new_notes = 0
 
     def _take_back(self, undo: _Undo) -> None:
         """Forget an answer that never sounded, as if it had not been begun."""
@@ -792,6 +795,8 @@ class Engine:
                 self.late_notes += 1
             if self._reply is not None and self._reply.first_sent is None:
                 self._reply.first_sent = sent.sent
+                if self._reply.undo is not None:  # it sounded: it can no longer be taken back
+                    self._commit_early_reply(self._reply)
             self._remember_sent(sent.pitch, True, sent.sent, sent.velocity)
             self.events.put(NotePlayed("improv", sent.pitch, sent.velocity, sent.sent, sent.duration))
 

@@ -121,6 +121,22 @@ def test_the_opening_is_sampled_before_the_gap_ends_and_sounds_the_moment_it_doe
     assert port.note_ons()[0][0] == gap_end  # on the fake clock: exactly when the gap ends
 
 
+def test_an_early_answer_that_has_sounded_stands(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=8, presample_s=0.03)
+    play(engine, clock, PHRASE)
+    gap_end = clock.now + 0.3
+    run_until(engine, clock, gap_end - 0.01)
+    clock.now = gap_end  # the pass began just before the gap's end; its last send is just after
+    engine.process(gap_end - 0.0005)
+    assert len(port.note_ons()) == 1
+    events(engine)
+    engine.push([0x90, 50, 70], gap_end + 0.001)  # the player plays on
+    run_until(engine, clock, gap_end + 0.002)
+    done = [e for e in events(engine) if isinstance(e, ReplyDone)]
+    assert len(done) == 1 and done[0].interrupted and done[0].notes >= 1  # an answer, cut short: not taken back
+    assert port.balance() == Counter()
+
+
 def _session(tiny_model, presample_s: float, interruption: list[tuple[float, tuple[int, ...]]]):
     """PHRASE, then messages at offsets from the gap's end, then silence: what was sent, and the answers."""
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=6, presample_s=presample_s)
