@@ -205,7 +205,8 @@ def test_the_knob_makes_replies_more_varied(jack_server, tmp_path) -> None:
             for _ in range(3):
                 synth.clear()
                 keys.phrase([60, 64, 67, 65, 62, 60], step_s=0.15, hold_s=0.1)
-                got = synth.wait_for(lambda m: len(note_ons(m)) >= 24 and not balance(m), 20)
+                # All 24 struck is enough: the next phrase cuts the answer's last notes short.
+                got = synth.wait_for(lambda m: len(note_ons(m)) >= 24, 20)
                 pitches.append(len({m.data[1] for m in note_ons(got)}))
         distinct[cc] = pitches
     assert sum(distinct[127]) > sum(distinct[0]) + 6, distinct
