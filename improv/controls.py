@@ -51,6 +51,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     reply_notes_lo = 4    # reply_length knob at 0
     reply_notes_hi = 64   # ... at 127
     seed_events = 64      # the rolling seed: how many recent events the model state is rebuilt from
+    register_margin = 12  # answers stay within this many semitones of your notes (0: anywhere in the range)
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
@@ -540,6 +541,7 @@ class Config:
     reply_notes_lo: int = 4
     reply_notes_hi: int = 64
     seed_events: int = 64
+    register_margin: int = 12
     soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
@@ -561,6 +563,10 @@ class Config:
         set_(self, "reply_notes_hi", notes_hi)
         set_(self, "reply_notes", _int(self.reply_notes, "reply_notes", notes_lo, notes_hi))
         set_(self, "seed_events", _int(self.seed_events, "seed_events", 1, MAX_SEED_EVENTS))
+        margin = _int(self.register_margin, "register_margin", 0, 127)
+        if 0 < margin < 6:
+            raise ConfigError(f"register_margin must be 0 (off) or 6-127, got {margin}")
+        set_(self, "register_margin", margin)
         if not isinstance(self.soundfont, str):
             raise ConfigError(f"soundfont must be a file path in quotes, got {_show(self.soundfont)}")
         if not isinstance(self.controls, Mapping):

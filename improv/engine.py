@@ -65,6 +65,7 @@ THRU_TAG = "thru"
 PIANO_TAG = "keys"  # notes played on the computer keyboard (the terminal UI's piano)
 PLAYER_TAGS = frozenset((THRU_TAG, PIANO_TAG))  # notes of the player's that improv sounds
 INPUT_QUEUE_SIZE = 8192
+MIN_REGISTER_MARGIN = 6  # a tritone each way: every pitch class stays in reach, so a key lock still has notes
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
 KEY_LOCK_MIN_NOTES = 3
 _CLOCK_STATUSES = frozenset((CLOCK, START, CONTINUE, STOP, SONG_POSITION))
@@ -91,6 +92,11 @@ class EngineSettings:
     pitch_range: tuple[int, int] = (21, 108)
     key: tuple[int, str] | None = None
     max_polyphony: int = 6
+    # Answers stay within this many semitones of the notes the player has just played (their last
+    # KEY_LOCK_NOTES), inside pitch_range; None or 0: anywhere in pitch_range. The model, trained on
+    # two-handed piano music, otherwise leaps between registers (a C major arpeggio in 55-72 drew
+    # 16-note answers spanning a median 31 semitones, a third of them above C6).
+    register_margin: int | None = 12
     echo_window_s: float = 0.03
     max_hold_s: float = 10.0
     stale_key_s: float = 8.0  # a player's key down this long without its note-off is taken as released
@@ -116,6 +122,10 @@ class EngineSettings:
             raise ValueError("sync clock and --clock-out exclude each other: follow a clock or be one")
         sampling.check_temperature(self.temperature)
         check_follow(self.follow)
+        margin = self.register_margin
+        if margin is not None and margin != 0 and not MIN_REGISTER_MARGIN <= margin <= 127:
+            raise ValueError(f"register-margin must be 0 (off) or {MIN_REGISTER_MARGIN}-127 semitones, "
+                             f"got {self.register_margin!r}")
         if not self.presample_s >= 0.0:
             raise ValueError(f"presample must be 0 or more seconds, got {self.presample_s!r}")
         if self.clock_out_bpm is not None:
@@ -275,6 +285,7 @@ class Engine:
         self.style = StyleMemory(self.improviser.bins.n_step)
         self.constraints = Constraints(*self.settings.pitch_range, self.settings.key, self.settings.max_polyphony)
         self._pitch_mask = self.constraints.pitch_mask()
+        self._answer_constraints = self.constraints  # narrowed to the player's register (register_margin)
         self.dropped_input = 0
         self.late_notes = 0  # answer notes sent more than LATE_NOTE_S after their time
         self.ignored_echoes = 0
@@ -502,6 +513,7 @@ class Engine:
                 entry[3] = note.start + note.duration
                 break
         self._recent_player.append((note.pitch, note.duration))
+        self._follow_register()
         self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
         if self.settings.thru:
             self.scheduler.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
@@ -539,6 +551,23 @@ class Engine:
         self.improviser.observe(event)
         pitch, step, _, _ = self.improviser.seed[-1]
         self.style.learn(pitch, step)
+
+    def _follow_register(self) -> None:
+        """Answers keep to the register the player has just used (± register_margin), inside the range."""
+        margin = self.settings.register_margin
+        constraints = self.constraints
+        if margin and self._recent_player:
+            pitches = [pitch for pitch, _ in self._recent_player]
+            lo = max(constraints.pitch_lo, min(pitches) - margin)
+            hi = min(constraints.pitch_hi, max(pitches) + margin)
+            if lo <= hi:  # else the player is outside the range altogether: keep the range
+                narrowed = replace(constraints, pitch_lo=lo, pitch_hi=hi)
+                try:
+                    narrowed.pitch_mask()
+                    constraints = narrowed
+                except ValueError:  # no pitch of the locked key in there
+                    pass
+        self._answer_constraints = constraints
 
     def _normalised_velocity(self, velocity: int) -> int:
         return int(min(max(round(velocity * REFERENCE_VELOCITY / max(self._player_velocity, 1.0)), 1), 127))
@@ -640,7 +669,7 @@ class Engine:
             self._place_held(reply, grid, now)
         if self._needs_sample(now):
             started = time.perf_counter()
-            sampled = self.improviser.sample(self.temperature, self.rng, self.constraints, self.settings.top_p,
+            sampled = self.improviser.sample(self.temperature, self.rng, self._answer_constraints, self.settings.top_p,
                                              self.style, self.follow)
             reply.model_s += time.perf_counter() - started
             reply.sampled += 1
@@ -914,6 +943,7 @@ class Engine:
             return False
         self.constraints = constraints
         self._pitch_mask = mask
+        self._follow_register()
         if key is None:
             self.events.put(Message("key unlocked: answers may use any pitch"))
         else:

@@ -283,6 +283,8 @@ class Improviser:
         """The pitch mask of `constraints` as a tensor, built once per constraints value."""
         mask = self._masks.get(constraints)
         if mask is None:
+            if len(self._masks) >= 256:  # answers follow the player's register: many ranges over a session
+                self._masks.clear()
             array = constraints.pitch_mask() if constraints is not None else None
             mask = torch.ones(N_PITCH, dtype=torch.bool) if array is None else torch.from_numpy(array.copy())
             self._masks[constraints] = mask

@@ -316,6 +316,7 @@ CUSTOM = Config(
     reply_notes_lo=2,
     reply_notes_hi=100,
     seed_events=128,
+    register_margin=0,
     controls=EVERYTHING_MAPPED,
 )
 
@@ -430,6 +431,7 @@ def test_save_follows_a_symlink(tmp_path: Path) -> None:
         ({"temperature_hi": float("inf")}, "temperature_hi must be a finite number"),
         ({"controls": [("mode", ("cc", 1))]}, "controls must be a table"),
         ({"seed_events": 0}, "seed_events must be 1-4096"),
+        ({"register_margin": 3}, "register_margin must be 0 \\(off\\) or 6-127"),
     ],
 )
 def test_config_validates_on_construction(overrides: dict[str, object], message: str) -> None:
@@ -465,3 +467,15 @@ def test_the_rolling_seed_length_comes_from_the_command_line_over_the_config(tmp
     assert engine.improviser.seed.maxlen == 8
     with pytest.raises(ConfigError, match="--seed-events must be 1-4096, got 0"):
         settings_from(parse(["--seed-events", "0"]), config)
+
+
+def test_the_register_margin_comes_from_the_command_line_over_the_config() -> None:
+    from improv.cli import build_parser
+    from improv.live import settings_from
+
+    parse = build_parser().parse_args
+    assert settings_from(parse([]), Config()).register_margin == 12
+    assert settings_from(parse([]), Config(register_margin=24)).register_margin == 24
+    assert settings_from(parse(["--register-margin", "0"]), Config(register_margin=24)).register_margin == 0
+    with pytest.raises(ConfigError, match="--register-margin must be 0 \\(off\\) or 6-127 semitones, got 3"):
+        settings_from(parse(["--register-margin", "3"]), Config())

@@ -64,3 +64,23 @@ def test_velocity_follows_the_player(model) -> None:
     _, loud = replies_at(model, 120, velocity=115, phrases=2)
     assert statistics.mean(loud) > statistics.mean(soft) + 25
     assert all(20 <= v <= 120 for v in soft + loud)
+
+
+@pytest.mark.parametrize("margin", [12, None])
+def test_answers_stay_near_the_register_the_player_used(tiny_model, margin) -> None:
+    """The tiny model draws pitches almost uniformly: only the register margin keeps them near."""
+    outside = 0
+    for seed in range(4):
+        clock = Clock()
+        port = Port(clock)
+        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, register_margin=margin)
+        engine = Engine(tiny_model, port.send, settings, clock=clock)
+        play(engine, clock, [(i * 0.25, 0.2, p, 90) for i, p in enumerate([60, 64, 67, 64, 62, 65])])
+        run_until(engine, clock, clock.now + 12.0)
+        pitches = [p for _, p in port.note_ons()]
+        assert len(pitches) == 16
+        outside += sum(not 60 - 12 <= p <= 67 + 12 for p in pitches)
+    if margin is None:
+        assert outside > 8  # anywhere in 21-108
+    else:
+        assert outside == 0
