@@ -851,6 +851,8 @@ class Engine:
     # -- controls and commands ---------------------------------------------------------
 
     def _handle_command(self, name: str, value: Any, now: float) -> None:
+        if self._reply is not None and self._reply.undo is not None and name != "learn":
+            self._end_reply(interrupted=True)  # an opening sampled early, before this: sample it again after
         if name == "temperature":
             self.temperature = sampling.check_temperature(value)
         elif name == "key":
@@ -858,6 +860,7 @@ class Engine:
             if not (0 <= pitch <= 127 and 0 <= velocity <= 127):
                 raise ValueError(f"no such key: pitch {pitch}, velocity {velocity}")
             self._play_key(int(pitch), int(velocity), now)
+            return  # a note, not a change of state
         elif name == "temperature_step":
             self.temperature = min(max(round(self.temperature + value, 2), 0.05), 5.0)
         elif name == "mode":
@@ -909,6 +912,10 @@ class Engine:
         """Play the last reply again, resampled from the seed state it started from."""
         if self._reply_start is None:
             self.events.put(Message("nothing to re-roll yet: play a phrase and let improv answer"))
+            return False
+        if self._phrase_new_notes and self._reply is None:
+            # Its seed state is from before what the player has played since: re-rolling would forget that.
+            self.events.put(Message("you have played since the last answer: improv answers that when you pause"))
             return False
         self._end_reply(interrupted=True)
         snapshot, last_onset = self._reply_start

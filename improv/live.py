@@ -283,10 +283,10 @@ class LiveSession:
         """A port came or went (the watcher's thread). An output that returns is told all notes off:
         a note-off sent while it was gone never arrived."""
         self.messages.put(message)
-        if message.startswith("output") and message.endswith("reconnected"):
-            scheduler = self.engine.scheduler
-            for channel in sorted(scheduler.channels_used):
-                scheduler.send_now((0xB0 | channel, ALL_NOTES_OFF, 0))
+        output = self.output
+        if output is not None and message.startswith("output") and message.endswith("reconnected"):
+            for channel in self.engine.scheduler.channels():  # on that port only, not the built-in synth
+                output.send((0xB0 | channel, ALL_NOTES_OFF, 0))
 
     def _ports(self) -> list[Watchable]:
         return [port for port in (self.input, self.output) if port is not None]
@@ -351,23 +351,24 @@ class LiveSession:
         return controls_mod.save_config(self.config, self.config_path)
 
     def silence(self) -> None:
-        """Stop the engine and release every note; the ports stay open. Safe to call again."""
+        """Stop the engine: every note off, on the output and the synth. The ports stay open. Safe to call again."""
         with self._lock:
             if self._silenced:
                 return
             self._silenced = True
-        self.watcher.stop()
-        self.engine.stop()  # releases every note
-        self.stop_synth()
+        self.engine.stop()
 
     def close(self) -> None:
-        """Silence, then close the ports (bounded by `exit_if_close_stalls_s` when that is set)."""
+        """Silence, then stop the port watcher and the synth and close the ports: each of those may
+        wait on JACK or an audio driver, so they are bounded by `exit_if_close_stalls_s` when set."""
         with self._lock:
             if self._closed.is_set():
                 return
             self._closed.set()
         self.silence()
         with _exit_if_stalled(self.exit_if_close_stalls_s):
+            self.watcher.stop()
+            self.stop_synth()
             if self.input is not None:
                 self.input.close()
             if self.output is not None:

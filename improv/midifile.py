@@ -110,10 +110,12 @@ def _tempo_maps(midi: mido.MidiFile, where: str) -> list[TempoMap]:
     if division < 0:  # mido reads the 16-bit division signed: SMPTE timing comes back negative
         division &= 0xFFFF
     if division >= 0x8000:  # SMPTE: -frames per second in the high byte, ticks per frame in the low
-        frames = 256 - (division >> 8)
+        frames: float = 256 - (division >> 8)
         per_frame = division & 0xFF
         if frames <= 0 or per_frame == 0:
             raise MidiFileError(f"{where}: not a valid MIDI file: invalid SMPTE time division")
+        if frames == 29:  # the code for 30 drop-frame: 29.97 frames per second
+            frames = 30_000 / 1001
         return [TempoMap.constant(1.0 / (frames * per_frame))] * len(midi.tracks)
     per_track: list[list[tuple[int, int]]] = []
     for track in midi.tracks:

@@ -106,6 +106,11 @@ class Scheduler:
         with self._lock:
             return sum(1 for _, _, t in self._sounding.values() if tag is None or t == tag)
 
+    def channels(self) -> tuple[int, ...]:
+        """The channels notes went out on so far (from any thread)."""
+        with self._lock:
+            return tuple(sorted(self.channels_used))
+
     def busy(self, tag: str) -> bool:
         """Whether notes of `tag` are still scheduled or sounding."""
         with self._lock:

@@ -430,7 +430,7 @@ def test_save_follows_a_symlink(tmp_path: Path) -> None:
         ({"reply_notes_lo": 0}, "reply_notes_lo must be 1-1024"),
         ({"temperature_hi": float("inf")}, "temperature_hi must be a finite number"),
         ({"controls": [("mode", ("cc", 1))]}, "controls must be a table"),
-        ({"seed_events": 0}, "seed_events must be 1-4096"),
+        ({"seed_events": 0}, "seed_events must be 1-1024"),
         ({"register_margin": 3}, "register_margin must be 0 \\(off\\) or 6-127"),
     ],
 )
@@ -465,7 +465,7 @@ def test_the_rolling_seed_length_comes_from_the_command_line_over_the_config(tmp
     settings = settings_from(parse(["--seed-events", "8"]), config)
     engine = Engine(tiny_model, lambda data: None, settings)
     assert engine.improviser.seed.maxlen == 8
-    with pytest.raises(ConfigError, match="--seed-events must be 1-4096, got 0"):
+    with pytest.raises(ConfigError, match="--seed-events must be 1-1024, got 0"):
         settings_from(parse(["--seed-events", "0"]), config)
 
 

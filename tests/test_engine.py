@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from improv.engine import Engine, EngineSettings, ReplyDone, snap_to_pulse
+from improv.engine import Engine, EngineSettings, Message, ReplyDone, StateChanged, snap_to_pulse
 from improv.scheduler import Scheduler
 
 
@@ -137,6 +137,38 @@ def test_an_early_answer_that_has_sounded_stands(tiny_model) -> None:
     assert port.balance() == Counter()
 
 
+def test_a_command_in_the_early_window_applies_to_the_whole_answer(tiny_model) -> None:
+    """A key locked 10 ms before the gap ends: the opening sampled before it is sampled again."""
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=12, presample_s=0.03)
+    play(engine, clock, PHRASE)
+    gap_end = clock.now + 0.3
+    run_until(engine, clock, gap_end - 0.01)
+    assert engine.scheduler.pending("reply") >= 1
+    engine.command("key_lock", (1, "major"))
+    run_until(engine, clock, gap_end + 10.0)
+    db_major = {1, 3, 5, 6, 8, 10, 0}
+    assert len(port.note_ons()) == 12 and all(p % 12 in db_major for _, p in port.note_ons())
+
+
+def test_re_roll_in_the_early_window_or_after_playing_on_says_why_not(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=4, presample_s=0.03)
+    play(engine, clock, PHRASE)
+    gap_end = clock.now + 0.3
+    run_until(engine, clock, gap_end - 0.01)
+    engine.command("reroll")  # the first answer has not begun: there is nothing to re-roll
+    run_until(engine, clock, clock.now + 0.002)
+    assert [e.text for e in events(engine) if isinstance(e, Message)] == [
+        "nothing to re-roll yet: play a phrase and let improv answer"]
+    run_until(engine, clock, gap_end + 5.0)
+    play(engine, clock, PHRASE[:3])
+    engine.command("reroll")  # the player has played since the last answer
+    run_until(engine, clock, clock.now + 0.002)
+    assert any("you have played since the last answer" in e.text for e in events(engine) if isinstance(e, Message))
+    run_until(engine, clock, clock.now + 5.0)
+    done = [e for e in events(engine) if isinstance(e, ReplyDone)]
+    assert len(done) == 1 and not done[0].rerolled  # the new phrase was answered, not an old one re-rolled
+
+
 def _session(tiny_model, presample_s: float, interruption: list[tuple[float, tuple[int, ...]]]):
     """PHRASE, then messages at offsets from the gap's end, then silence: what was sent, and the answers."""
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=6, presample_s=presample_s)
@@ -247,6 +279,7 @@ def test_a_computer_piano_key_sounds_is_the_players_and_its_echo_is_ignored(tiny
     engine.key(61, 0)
     run_until(engine, clock, clock.now + 0.001)
     assert port.sent[-1][1] == (0x80, 61, 0) and engine.tracker.keys_down == 0
+    assert not any(isinstance(e, StateChanged) for e in events(engine))  # a key is a note, not a change of state
     with pytest.raises(ValueError):
         engine._handle_command("key", (128, 100), clock.now)
 

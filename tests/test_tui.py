@@ -123,6 +123,9 @@ class FakeSession:
         self.control_map = self.control_map.with_mapping(*learned)
         return save_config(load_config(self.config_path).with_mapping(*learned), self.config_path)
 
+    def silence(self) -> None:
+        self.engine.stop()
+
     def close(self) -> None:
         self.closed = True
         self.engine.stop()

@@ -21,7 +21,9 @@ def run_tui(args: argparse.Namespace) -> int:
     try:
         install_exit_handlers(session)
         session.start()
-        app = ImprovApp(session, handle_signals=True)
+        # The app only silences the session: closing the ports can stall (see CLOSE_STALL_EXIT_S), and
+        # a stall must not end the process while the terminal is still in the app's mode.
+        app = ImprovApp(session, handle_signals=True, close_session=False)
         code = app.run()
         return code if isinstance(code, int) else (app.return_code or 0)
     finally:

@@ -515,7 +515,7 @@ class ImprovApp(App[int]):
     # -- ending ----------------------------------------------------------------------------------
 
     def release_and_exit(self, code: int = 0) -> None:
-        """Release every note (stop the engine, close the ports), then leave."""
+        """Release every note (stop the engine; close the ports unless the caller does), then leave."""
         self._close_session()
         self.exit(code)
 
@@ -523,6 +523,7 @@ class ImprovApp(App[int]):
         for timer in self._piano_notes.values():
             timer.stop()
         self._piano_notes.clear()
+        self.session.silence()
         if self.close_session:
             self.session.close()
 
