@@ -558,10 +558,12 @@ class Engine:
         constraints = self.constraints
         if margin and self._recent_player:
             pitches = [pitch for pitch, _ in self._recent_player]
-            lo = max(constraints.pitch_lo, min(pitches) - margin)
-            hi = min(constraints.pitch_hi, max(pitches) + margin)
-            if lo <= hi:  # else the player is outside the range altogether: keep the range
-                narrowed = replace(constraints, pitch_lo=lo, pitch_hi=hi)
+            lo, hi = min(pitches) - margin, max(pitches) + margin
+            if hi - lo < constraints.pitch_hi - constraints.pitch_lo:
+                # Slide the window into the range rather than cut it at the edge: it keeps its
+                # width, so every pitch class (and a locked key's notes) stays in it.
+                shift = max(constraints.pitch_lo - lo, 0) - max(hi - constraints.pitch_hi, 0)
+                narrowed = replace(constraints, pitch_lo=lo + shift, pitch_hi=hi + shift)
                 try:
                     narrowed.pitch_mask()
                     constraints = narrowed
@@ -913,9 +915,10 @@ class Engine:
         if self._reply_start is None:
             self.events.put(Message("nothing to re-roll yet: play a phrase and let improv answer"))
             return False
-        if self._phrase_new_notes and self._reply is None:
+        if self.mode == "call" and self._phrase_new_notes and self._reply is None:
             # Its seed state is from before what the player has played since: re-rolling would forget that.
-            self.events.put(Message("you have played since the last answer: improv answers that when you pause"))
+            # (A duet's answer is played over the player's notes: re-rolling it forgets them by design.)
+            self.events.put(Message("you have played since the last answer: re-rolling it would forget that"))
             return False
         self._end_reply(interrupted=True)
         snapshot, last_onset = self._reply_start

@@ -182,6 +182,10 @@ class Improviser:
             step_mask = None
             if constraints is not None and constraints.max_polyphony is not None:
                 step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_logits.size)
+            mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
+            if not self._chord_can_grow(mask):
+                step_mask = np.ones(step_logits.size, dtype=bool) if step_mask is None else step_mask.copy()
+                step_mask[0] = False
             if memory is None:
                 step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
             else:
@@ -191,7 +195,6 @@ class Improviser:
                 step, n, e = self._draw_probs(blend(model_step, remembered, follow), temperature, rng, top_p, step_mask)
             nll += n
             ent += e
-            mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
             if step == 0 and self._chord:  # a chord tone: not a pitch already struck at this onset
                 mask = np.ones(N_PITCH, dtype=bool) if mask is None else mask.copy()
                 mask[self._chord] = False
@@ -250,10 +253,13 @@ class Improviser:
             step_allowed = torch.from_numpy(
                 sampling.polyphony_mask(self._chord, constraints.max_polyphony, self.bins.n_step)
             )
+        pitch_allowed = self._pitch_allowed(constraints)
+        if not self._chord_can_grow(pitch_allowed.numpy()):
+            step_allowed = step_allowed.clone()
+            step_allowed[0] = False
         with torch.inference_mode():
             self.state, tokens, stats = self.module.sample_next(
-                self.state, temperature, nucleus, uniforms, self._pitch_allowed(constraints), step_allowed,
-                self._chord_mask,
+                self.state, temperature, nucleus, uniforms, pitch_allowed, step_allowed, self._chord_mask,
             )
         pitch, step, duration, velocity = tokens
         self.seed.append((pitch, step, duration, velocity))
@@ -278,6 +284,16 @@ class Improviser:
             self.propose(1.0, rng, Constraints(max_polyphony=6))  # the per-head methods `follow` uses
             self.sample(1.0, rng, Constraints(max_polyphony=6))
         self.restore(snapshot)
+
+    def _chord_can_grow(self, allowed: np.ndarray | None) -> bool:
+        """Whether a chord tone (step 0) has a pitch left: allowed, and not yet struck at this onset.
+
+        If not, step 0 is barred: otherwise the pitch mask would leave nothing, and the sampler's
+        fallback for an empty mask would ignore it (and the range and key with it).
+        """
+        if allowed is None:
+            return len(self._chord) < N_PITCH
+        return bool(np.any(allowed & ~self._chord_mask.numpy()))
 
     def _pitch_allowed(self, constraints: Constraints | None) -> torch.Tensor:
         """The pitch mask of `constraints` as a tensor, built once per constraints value."""

@@ -169,6 +169,17 @@ def test_re_roll_in_the_early_window_or_after_playing_on_says_why_not(tiny_model
     assert len(done) == 1 and not done[0].rerolled  # the new phrase was answered, not an old one re-rolled
 
 
+def test_a_duet_answer_can_be_re_rolled(tiny_model) -> None:
+    engine, port, clock = make(tiny_model, mode="duet", gap_s=0.3, reply_notes=4)
+    play(engine, clock, PHRASE)
+    run_until(engine, clock, clock.now + 8.0)
+    assert [e for e in events(engine) if isinstance(e, ReplyDone)]
+    engine.command("reroll")
+    run_until(engine, clock, clock.now + 8.0)
+    done = [e for e in events(engine) if isinstance(e, ReplyDone)]
+    assert len(done) == 1 and done[0].rerolled and done[0].notes >= 1
+
+
 def _session(tiny_model, presample_s: float, interruption: list[tuple[float, tuple[int, ...]]]):
     """PHRASE, then messages at offsets from the gap's end, then silence: what was sent, and the answers."""
     engine, port, clock = make(tiny_model, gap_s=0.3, reply_notes=6, presample_s=presample_s)

@@ -84,3 +84,26 @@ def test_answers_stay_near_the_register_the_player_used(tiny_model, margin) -> N
         assert outside > 8  # anywhere in 21-108
     else:
         assert outside == 0
+
+
+@pytest.mark.parametrize(("pitch_range", "key", "played"), [
+    ((48, 84), None, [36, 38, 40, 42]),  # the player below the range: the window slides up into it
+    ((60, 84), (0, "major"), [50, 52, 53, 54]),
+    ((40, 60), None, [70, 72, 74]),  # above it
+])
+def test_answers_keep_to_the_range_and_key_when_the_player_is_outside_the_range(tiny_model, pitch_range, key, played) -> None:
+    pitches = []
+    for seed in range(4):
+        clock = Clock()
+        port = Port(clock)
+        settings = EngineSettings(gap_s=0.3, reply_notes=24, random_seed=seed, register_margin=6,
+                                  pitch_range=pitch_range, key=key)
+        engine = Engine(tiny_model, port.send, settings, clock=clock)
+        play(engine, clock, [(i * 0.25, 0.2, p, 90) for i, p in enumerate(played)])
+        run_until(engine, clock, clock.now + 15.0)
+        pitches += [p for _, p in port.note_ons()]
+    assert len(pitches) >= 48
+    assert all(pitch_range[0] <= p <= pitch_range[1] for p in pitches)
+    if key is not None:
+        assert all(p % 12 in (0, 2, 4, 5, 7, 9, 11) for p in pitches)
+    assert len(set(pitches)) >= 6  # a window, not one note repeated

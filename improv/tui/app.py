@@ -2,13 +2,14 @@
 
 The engine runs in its own thread; this app only reads the engine's event
 queue (a 30 Hz timer drains it, so a flood of notes costs one repaint per
-tick) and sends commands. The computer-keyboard piano pushes its notes into
-the engine's input queue, the same path a MIDI keyboard's take, and sounds
-them through the scheduler, which is thread-safe and made for it.
+tick) and sends commands. The computer-keyboard piano's keys are commands
+too (`Engine.key`): the engine thread sounds them and hears them as the
+player's.
 
 Whatever ends the app (q, ctrl+c, a signal, an exception in a widget) goes
-through `release_and_exit` or `on_unmount`, both of which close the session:
-the engine stops and every note is released before the ports close.
+through `release_and_exit` or `on_unmount`, both of which silence the
+session (the engine stops, every note is released) and, unless the caller
+closes it itself (`close_session=False`, as `run_tui` does), close it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..engine import (
     TransportChanged,
 )
 from ..errors import ImprovError
+from ..live import ignore_exit_signals
 from ..recording import IMPROV, Recording
 from .keys import KEY_BAR, KEY_COMMANDS, LETTER_ACTIONS, PIANO_BAR
 from .piano import NOTE_S, VELOCITY, ComputerPiano
@@ -532,7 +534,8 @@ class ImprovApp(App[int]):
             loop = asyncio.get_running_loop()
             for name in ("SIGTERM", "SIGHUP", "SIGINT"):
                 if hasattr(signal, name):
-                    loop.remove_signal_handler(getattr(signal, name))
+                    loop.remove_signal_handler(getattr(signal, name))  # which restores the default action:
+            ignore_exit_signals()  # a signal from now on must not cut the closing short
         self._close_session()
 
 
