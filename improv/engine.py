@@ -491,6 +491,8 @@ class Engine:
         if self._reply is not None and self.mode == "call":
             self._end_reply(interrupted=True)
         self._pending.append([note.time, note.pitch, note.velocity, None])
+        if self.mode == "duet":
+            self._follow_register()  # a duet answers while the notes still sound: from their first
         self.events.put(PlayerNoteOn(note.pitch, note.velocity, note.time))
         self._phrase_new_notes += 1
         self._player_velocity += 0.3 * (note.velocity - self._player_velocity)
@@ -556,8 +558,8 @@ class Engine:
         """Answers keep to the register the player has just used (± register_margin), inside the range."""
         margin = self.settings.register_margin
         constraints = self.constraints
-        if margin and self._recent_player:
-            pitches = [pitch for pitch, _ in self._recent_player]
+        if margin and (self._recent_player or self._pending):
+            pitches = [pitch for pitch, _ in self._recent_player] + [entry[1] for entry in self._pending]
             lo, hi = min(pitches) - margin, max(pitches) + margin
             if hi - lo < constraints.pitch_hi - constraints.pitch_lo:
                 # Slide the window into the range rather than cut it at the edge: it keeps its
@@ -879,6 +881,8 @@ class Engine:
         elif name == "reset":
             self._end_reply(interrupted=True)
             self._pending.clear()
+            self._recent_player.clear()  # forgotten too: the register and the key to lock come from them
+            self._follow_register()
             self.improviser.reset()
             self.style.new_phrase()
             self._last_onset = None
