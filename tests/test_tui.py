@@ -497,6 +497,19 @@ async def test_q_and_ctrl_c_quit_releasing_every_note_first(make_session, tmp_pa
 
 
 @async_test
+async def test_ctrl_c_quits_also_while_the_letters_play_the_piano(make_session, tmp_path) -> None:
+    session = make_session(gap_s=5.0)
+    app = make_app(session, tmp_path)
+    async with app.run_test() as pilot:
+        await pilot.press("tab", "q")  # q is not a piano key, and not quit while the piano is on
+        await pilot.pause(0.1)
+        assert app.piano_on and not session.closed
+        await pilot.press("ctrl+c")
+        assert session.closed
+    assert app.return_code == 0
+
+
+@async_test
 async def test_the_start_up_hint_goes_once_the_player_is_heard(make_session, tmp_path) -> None:
     session = make_session(gap_s=5.0)
     app = make_app(session, tmp_path)

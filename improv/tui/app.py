@@ -125,7 +125,8 @@ class ImprovApp(App[int]):
         *(Binding(command.keys, command.action, show=False, priority=command.action == "piano")
           for command in KEY_COMMANDS),
         Binding("exclamation_mark", "panic", show=False, priority=True),  # also over the pickers
-        Binding("ctrl+c", "quit", show=False, priority=True),
+        # Not "quit": that one is q's, and off while the letters play the piano; ctrl+c always quits.
+        Binding("ctrl+c", "quit_anyway", show=False, priority=True),
     ]
 
     temperature = reactive(1.0, init=False)
@@ -378,7 +379,7 @@ class ImprovApp(App[int]):
             return
         if self.piano.shift(event.character):
             self._show_state()
-            self.say(f"computer-keyboard piano: a = {self.piano.octave_name} (z/x: octave down/up)")
+            self.say(f"piano: a = {self.piano.octave_name} (z/x: octave down/up)")
         else:
             pitch = self.piano.pitch(event.character)
             if pitch is None:
@@ -449,10 +450,10 @@ class ImprovApp(App[int]):
     def action_piano(self) -> None:
         self.piano_on = not self.piano_on
         if self.piano_on:
-            self.say(f"computer-keyboard piano on: a = {self.piano.octave_name}, each key plays "
-                     f"{NOTE_S * 1000:.0f} ms; tab gives the letters back")
+            self.say(f"piano on: a = {self.piano.octave_name}, each key plays {NOTE_S * 1000:.0f} ms; "
+                     "tab gives the letters back")  # one line at 80 columns
         else:
-            self.say("computer-keyboard piano off: letters are commands again")
+            self.say("piano off: letters are commands again")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -512,6 +513,9 @@ class ImprovApp(App[int]):
         return description
 
     async def action_quit(self) -> None:
+        self.release_and_exit()
+
+    async def action_quit_anyway(self) -> None:
         self.release_and_exit()
 
     # -- ending ----------------------------------------------------------------------------------
