@@ -52,6 +52,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     reply_notes_hi = 64   # ... at 127
     seed_events = 64      # the rolling seed: how many recent events the model state is rebuilt from
     register_margin = 12  # answers stay within this many semitones of your notes (0: anywhere in the range)
+    chord_margin = 1      # answers' chords: at most this many notes more than your largest recent chord
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
@@ -542,6 +543,7 @@ class Config:
     reply_notes_hi: int = 64
     seed_events: int = 64
     register_margin: int = 12
+    chord_margin: int = 1
     soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
@@ -567,6 +569,7 @@ class Config:
         if 0 < margin < 6:
             raise ConfigError(f"register_margin must be 0 (off) or 6-127, got {margin}")
         set_(self, "register_margin", margin)
+        set_(self, "chord_margin", _int(self.chord_margin, "chord_margin", 0, 127))
         if not isinstance(self.soundfont, str):
             raise ConfigError(f"soundfont must be a file path in quotes, got {_show(self.soundfont)}")
         if not isinstance(self.controls, Mapping):

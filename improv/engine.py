@@ -66,6 +66,7 @@ PIANO_TAG = "keys"  # notes played on the computer keyboard (the terminal UI's p
 PLAYER_TAGS = frozenset((THRU_TAG, PIANO_TAG))  # notes of the player's that improv sounds
 INPUT_QUEUE_SIZE = 8192
 MIN_REGISTER_MARGIN = 6  # a tritone each way: every pitch class stays in reach, so a key lock still has notes
+CHORD_MEMORY = 8  # the player's last onsets whose chord sizes `chord_margin` follows
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
 KEY_LOCK_MIN_NOTES = 3
 _CLOCK_STATUSES = frozenset((CLOCK, START, CONTINUE, STOP, SONG_POSITION))
@@ -92,6 +93,10 @@ class EngineSettings:
     pitch_range: tuple[int, int] = (21, 108)
     key: tuple[int, str] | None = None
     max_polyphony: int = 6
+    # An answer's chords have at most this many notes more than the player's largest chord of late
+    # (their last CHORD_MEMORY onsets), up to max_polyphony; None: up to max_polyphony. Played a
+    # single line, the model answered it with three- and four-note chords.
+    chord_margin: int | None = 1
     # Answers stay within this many semitones of the notes the player has just played (their last
     # KEY_LOCK_NOTES), inside pitch_range; None or 0: anywhere in pitch_range. The model, trained on
     # two-handed piano music, otherwise leaps between registers (a C major arpeggio in 55-72 drew
@@ -122,6 +127,8 @@ class EngineSettings:
             raise ValueError("sync clock and --clock-out exclude each other: follow a clock or be one")
         sampling.check_temperature(self.temperature)
         check_follow(self.follow)
+        if self.chord_margin is not None and self.chord_margin < 0:
+            raise ValueError(f"chord-margin must be 0 or more notes, got {self.chord_margin!r}")
         margin = self.register_margin
         if margin is not None and margin != 0 and not MIN_REGISTER_MARGIN <= margin <= 127:
             raise ValueError(f"register-margin must be 0 (off) or {MIN_REGISTER_MARGIN}-127 semitones, "
@@ -301,6 +308,7 @@ class Engine:
         self._reply: _Reply | None = None
         self._reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
         self._recent_player: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
+        self._recent_chords: deque[int] = deque(maxlen=CHORD_MEMORY)  # notes per onset the player struck
         self._sent_recently: dict[tuple[int, bool], tuple[float, int]] = {}  # (pitch, on?) -> (time, velocity)
         self._echo_held: set[int] = set()
         self._stop = threading.Event()
@@ -533,6 +541,8 @@ class Engine:
             if not force and any(e[3] is None for e in cluster) and not (later and now - first > 1.0):
                 return
             del self._pending[: len(cluster)]
+            self._recent_chords.append(len({entry[1] for entry in cluster}))
+            self._follow_register()
             step = 0.0 if self._last_onset is None else max(first - self._last_onset, 0.0)
             if step >= self.settings.gap_s:
                 # A new phrase: the style memory learns phrases, not the pauses between them
@@ -555,9 +565,14 @@ class Engine:
         self.style.learn(pitch, step)
 
     def _follow_register(self) -> None:
-        """Answers keep to the register the player has just used (± register_margin), inside the range."""
+        """Answers keep to the register the player has just used (± register_margin), inside the range,
+        and to chords of about the player's size (+ chord_margin)."""
         margin = self.settings.register_margin
         constraints = self.constraints
+        chord_margin = self.settings.chord_margin
+        if chord_margin is not None and self._recent_chords and constraints.max_polyphony is not None:
+            polyphony = min(constraints.max_polyphony, max(self._recent_chords) + chord_margin)
+            constraints = replace(constraints, max_polyphony=max(polyphony, 1))
         if margin and (self._recent_player or self._pending):
             pitches = [pitch for pitch, _ in self._recent_player] + [entry[1] for entry in self._pending]
             lo, hi = min(pitches) - margin, max(pitches) + margin
@@ -882,6 +897,7 @@ class Engine:
             self._end_reply(interrupted=True)
             self._pending.clear()
             self._recent_player.clear()  # forgotten too: the register and the key to lock come from them
+            self._recent_chords.clear()
             self._follow_register()
             self.improviser.reset()
             self.style.new_phrase()

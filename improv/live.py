@@ -88,6 +88,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--range", dest="pitch_range", default="21-108", help="lowest-highest answer pitch (default 21-108)")
     g.add_argument("--register-margin", type=int, metavar="N", default=None,
                    help="answers stay within N semitones of the notes you just played (default 12; 0: anywhere in --range)")
+    g.add_argument("--chord-margin", type=int, metavar="N", default=None,
+                   help="answers' chords have at most N more notes than your largest recent chord (default 1; at most 6)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",
@@ -127,6 +129,7 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
     if reply_notes < 1:
         raise ConfigError(f"--reply-notes must be >= 1, got {reply_notes}")
     margin = args.register_margin if args.register_margin is not None else config.register_margin
+    chord_margin = args.chord_margin if args.chord_margin is not None else config.chord_margin
     seed_events = args.seed_events if args.seed_events is not None else config.seed_events
     if not 1 <= seed_events <= controls_mod.MAX_SEED_EVENTS:
         raise ConfigError(f"--seed-events must be 1-{controls_mod.MAX_SEED_EVENTS}, got {seed_events}")
@@ -151,6 +154,7 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
             random_seed=args.random_seed,
             seed_events=seed_events,
             register_margin=margin,
+            chord_margin=chord_margin,
             pitch_range=pitch_range,
             key=key,
             follow=args.follow,

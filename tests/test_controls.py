@@ -317,6 +317,7 @@ CUSTOM = Config(
     reply_notes_hi=100,
     seed_events=128,
     register_margin=0,
+    chord_margin=3,
     controls=EVERYTHING_MAPPED,
 )
 
@@ -432,6 +433,7 @@ def test_save_follows_a_symlink(tmp_path: Path) -> None:
         ({"controls": [("mode", ("cc", 1))]}, "controls must be a table"),
         ({"seed_events": 0}, "seed_events must be 1-1024"),
         ({"register_margin": 3}, "register_margin must be 0 \\(off\\) or 6-127"),
+        ({"chord_margin": -1}, "chord_margin must be 0-127"),
     ],
 )
 def test_config_validates_on_construction(overrides: dict[str, object], message: str) -> None:

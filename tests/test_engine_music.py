@@ -107,3 +107,24 @@ def test_answers_keep_to_the_range_and_key_when_the_player_is_outside_the_range(
     if key is not None:
         assert all(p % 12 in (0, 2, 4, 5, 7, 9, 11) for p in pitches)
     assert len(set(pitches)) >= 6  # a window, not one note repeated
+
+
+@pytest.mark.parametrize(("margin", "largest"), [(1, 2), (None, 6)])
+def test_answers_chords_follow_the_players_texture(model, margin, largest) -> None:
+    """A single line, answered by the shipped model: with the margin, single notes and dyads only."""
+    line = [(i * 0.25, 0.22, p, v) for i, (p, v) in enumerate([(62, 70), (65, 75), (69, 85), (67, 80), (65, 72), (64, 70), (62, 90)])]
+    sizes: list[int] = []
+    for seed in range(10):
+        clock = Clock()
+        port = Port(clock)
+        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, chord_margin=margin)
+        engine = Engine(model, port.send, settings, clock=clock)
+        play(engine, clock, line)
+        run_until(engine, clock, clock.now + 12.0, step=0.002)
+        onsets: dict[float, int] = {}
+        for t, _ in port.note_ons():
+            onsets[t] = onsets.get(t, 0) + 1
+        sizes += onsets.values()
+    assert max(sizes) <= largest
+    if margin is None:
+        assert max(sizes) >= 3  # measured: chords of 3 and 4 notes in 10 answers to this line
