@@ -260,6 +260,7 @@ class _Reply:
     pulse: float | None = None  # synced: grid position (clock pulses) of the last scheduled note
     held: tuple[Any, float] | None = None  # synced: a sampled note waiting for its grid point
     undo: _Undo | None = None  # begun before its gap ended, and that gap has not ended yet
+    onsets: int = 0  # distinct onsets scheduled so far: where the answer is in the player's dynamic shape
 
 
 class Engine:
@@ -309,6 +310,7 @@ class Engine:
         self._reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
         self._recent_player: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
         self._recent_chords: deque[int] = deque(maxlen=CHORD_MEMORY)  # notes per onset the player struck
+        self._dynamics: list[float] = []  # the player's last phrase: mean velocity per onset
         self._sent_recently: dict[tuple[int, bool], tuple[float, int]] = {}  # (pitch, on?) -> (time, velocity)
         self._echo_held: set[int] = set()
         self._stop = threading.Event()
@@ -548,6 +550,8 @@ class Engine:
                 # A new phrase: the style memory learns phrases, not the pauses between them
                 # (with follow up, an answer would otherwise copy the player's last pause).
                 self.style.new_phrase()
+                self._dynamics = []
+            self._dynamics.append(statistics.fmean(entry[2] for entry in cluster))
             for i, (start, pitch, velocity, end) in enumerate(sorted(cluster, key=lambda e: e[1])):
                 duration = (end if end is not None else now) - start
                 self._observe(Event(
@@ -722,7 +726,14 @@ class Engine:
         if self._model_velocity is None:
             self._model_velocity = float(event.velocity)
         self._model_velocity += 0.3 * (event.velocity - self._model_velocity)
-        velocity = int(min(max(round(event.velocity * self._player_velocity / self._model_velocity), lo), hi))
+        if reply.cursor is None or onset > reply.cursor:
+            reply.onsets += 1
+        # The model's velocities barely vary (its training files mostly do not): an answer at one
+        # loudness sounds mechanical. So it takes the dynamic shape of the player's last phrase,
+        # onset by onset (cycled), with the model's accents on top.
+        dynamics = self._dynamics
+        loudness = dynamics[(reply.onsets - 1) % len(dynamics)] if dynamics else self._player_velocity
+        velocity = int(min(max(round(event.velocity * loudness / self._model_velocity), lo), hi))
         self.scheduler.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
         reply.cursor = onset
         self._last_onset = onset
@@ -898,6 +909,7 @@ class Engine:
             self._pending.clear()
             self._recent_player.clear()  # forgotten too: the register and the key to lock come from them
             self._recent_chords.clear()
+            self._dynamics = []
             self._follow_register()
             self.improviser.reset()
             self.style.new_phrase()

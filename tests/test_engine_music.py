@@ -128,3 +128,24 @@ def test_answers_chords_follow_the_players_texture(model, margin, largest) -> No
     assert max(sizes) <= largest
     if margin is None:
         assert max(sizes) >= 3  # measured: chords of 3 and 4 notes in 10 answers to this line
+
+
+def test_answers_take_the_dynamic_shape_of_the_players_phrase(model) -> None:
+    """A crescendo and back, answered by the shipped model (whose own velocities barely vary)."""
+    shape = [40, 55, 70, 85, 100, 115, 95, 75]
+    line = [(i * 0.25, 0.22, p, v) for i, (p, v) in enumerate(zip([62, 65, 69, 67, 65, 64, 62, 60], shape))]
+    correlations = []
+    for seed in range(8):
+        clock = Clock()
+        port = Port(clock)
+        engine = Engine(model, port.send, EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed), clock=clock)
+        play(engine, clock, line)
+        run_until(engine, clock, clock.now + 12.0, step=0.002)
+        onsets: dict[float, list[int]] = {}
+        for t, data in port.sent:
+            if data[0] & 0xF0 == 0x90 and data[2] > 0:
+                onsets.setdefault(t, []).append(data[2])
+        loudness = [statistics.fmean(v) for _, v in sorted(onsets.items())][: len(shape)]
+        assert len(loudness) == len(shape) and max(loudness) - min(loudness) >= 30  # not one loudness throughout
+        correlations.append(statistics.correlation(loudness, shape))
+    assert statistics.median(correlations) > 0.7  # measured 0.93
