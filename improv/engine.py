@@ -293,7 +293,6 @@ class Engine:
         self.style = StyleMemory(self.improviser.bins.n_step)
         self.constraints = Constraints(*self.settings.pitch_range, self.settings.key, self.settings.max_polyphony)
         self._pitch_mask = self.constraints.pitch_mask()
-        self._answer_constraints = self.constraints  # narrowed to the player's register (register_margin)
         self.dropped_input = 0
         self.late_notes = 0  # answer notes sent more than LATE_NOTE_S after their time
         self.ignored_echoes = 0
@@ -501,8 +500,6 @@ class Engine:
         if self._reply is not None and self.mode == "call":
             self._end_reply(interrupted=True)
         self._pending.append([note.time, note.pitch, note.velocity, None])
-        if self.mode == "duet":
-            self._follow_register()  # a duet answers while the notes still sound: from their first
         self.events.put(PlayerNoteOn(note.pitch, note.velocity, note.time))
         self._phrase_new_notes += 1
         self._player_velocity += 0.3 * (note.velocity - self._player_velocity)
@@ -525,7 +522,6 @@ class Engine:
                 entry[3] = note.start + note.duration
                 break
         self._recent_player.append((note.pitch, note.duration))
-        self._follow_register()
         self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
         if self.settings.thru:
             self.scheduler.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
@@ -544,7 +540,6 @@ class Engine:
                 return
             del self._pending[: len(cluster)]
             self._recent_chords.append(len({entry[1] for entry in cluster}))
-            self._follow_register()
             step = 0.0 if self._last_onset is None else max(first - self._last_onset, 0.0)
             if step >= self.settings.gap_s:
                 # A new phrase: the style memory learns phrases, not the pauses between them
@@ -568,9 +563,13 @@ class Engine:
         pitch, step, _, _ = self.improviser.seed[-1]
         self.style.learn(pitch, step)
 
-    def _follow_register(self) -> None:
-        """Answers keep to the register the player has just used (± register_margin), inside the range,
-        and to chords of about the player's size (+ chord_margin)."""
+    def _answer_constraints(self) -> Constraints:
+        """The session's constraints, narrowed to the register the player has just used (± register_margin,
+        inside the range) and to chords of about the player's size (+ chord_margin).
+
+        Worked out for each sampled note (a few µs, next to the model's ~500): it follows the
+        player's notes as they come, held ones included (a duet answers while they sound).
+        """
         margin = self.settings.register_margin
         constraints = self.constraints
         chord_margin = self.settings.chord_margin
@@ -590,7 +589,7 @@ class Engine:
                     constraints = narrowed
                 except ValueError:  # no pitch of the locked key in there
                     pass
-        self._answer_constraints = constraints
+        return constraints
 
     def _normalised_velocity(self, velocity: int) -> int:
         return int(min(max(round(velocity * REFERENCE_VELOCITY / max(self._player_velocity, 1.0)), 1), 127))
@@ -692,7 +691,7 @@ class Engine:
             self._place_held(reply, grid, now)
         if self._needs_sample(now):
             started = time.perf_counter()
-            sampled = self.improviser.sample(self.temperature, self.rng, self._answer_constraints, self.settings.top_p,
+            sampled = self.improviser.sample(self.temperature, self.rng, self._answer_constraints(), self.settings.top_p,
                                              self.style, self.follow)
             reply.model_s += time.perf_counter() - started
             reply.sampled += 1
@@ -882,7 +881,9 @@ class Engine:
 
     def _handle_command(self, name: str, value: Any, now: float) -> None:
         if self._reply is not None and self._reply.undo is not None and name != "learn":
-            self._end_reply(interrupted=True)  # an opening sampled early, before this: sample it again after
+            # An opening sampled early, before this: sample it again after (after a model change too:
+            # its undo holds a state of the old model).
+            self._end_reply(interrupted=True)
         if name == "temperature":
             self.temperature = sampling.check_temperature(value)
         elif name == "key":
@@ -910,7 +911,6 @@ class Engine:
             self._recent_player.clear()  # forgotten too: the register and the key to lock come from them
             self._recent_chords.clear()
             self._dynamics = []
-            self._follow_register()
             self.improviser.reset()
             self.style.new_phrase()
             self._last_onset = None
@@ -925,8 +925,6 @@ class Engine:
             self.learner = value
             return
         elif name == "model":
-            if self._reply is not None and self._reply.undo is not None:
-                self._end_reply(interrupted=True)  # its undo holds a state of the old model
             self.improviser.set_model(value)
             if self.improviser.bins.n_step != self.style.n_step:  # other bins: the memory's tokens mean nothing now
                 self.style = StyleMemory(self.improviser.bins.n_step)
@@ -985,7 +983,6 @@ class Engine:
             return False
         self.constraints = constraints
         self._pitch_mask = mask
-        self._follow_register()
         if key is None:
             self.events.put(Message("key unlocked: answers may use any pitch"))
         else:

@@ -179,13 +179,8 @@ class Improviser:
         ent = 0.0
         with torch.inference_mode():
             step_logits = module.step_logits(self.state).numpy()
-            step_mask = None
-            if constraints is not None and constraints.max_polyphony is not None:
-                step_mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, step_logits.size)
             mask = pitch_mask if pitch_mask is not None else (constraints.pitch_mask() if constraints else None)
-            if not self._chord_can_grow(mask):
-                step_mask = np.ones(step_logits.size, dtype=bool) if step_mask is None else step_mask.copy()
-                step_mask[0] = False
+            step_mask = self._step_mask(constraints, mask)
             if memory is None:
                 step, n, e = self._draw(step_logits, temperature, rng, top_p, step_mask)
             else:
@@ -248,15 +243,9 @@ class Improviser:
         temperature = sampling.check_temperature(temperature)
         nucleus = 1.0 if top_p is None else sampling.check_top_p(top_p)
         uniforms = torch.from_numpy(rng.random(4))
-        step_allowed = self._all_steps
-        if constraints is not None and constraints.max_polyphony is not None:
-            step_allowed = torch.from_numpy(
-                sampling.polyphony_mask(self._chord, constraints.max_polyphony, self.bins.n_step)
-            )
         pitch_allowed = self._pitch_allowed(constraints)
-        if not self._chord_can_grow(pitch_allowed.numpy()):
-            step_allowed = step_allowed.clone()
-            step_allowed[0] = False
+        step_mask = self._step_mask(constraints, pitch_allowed.numpy())
+        step_allowed = self._all_steps if step_mask is None else torch.from_numpy(step_mask)
         with torch.inference_mode():
             self.state, tokens, stats = self.module.sample_next(
                 self.state, temperature, nucleus, uniforms, pitch_allowed, step_allowed, self._chord_mask,
@@ -285,15 +274,19 @@ class Improviser:
             self.sample(1.0, rng, Constraints(max_polyphony=6))
         self.restore(snapshot)
 
-    def _chord_can_grow(self, allowed: np.ndarray | None) -> bool:
-        """Whether a chord tone (step 0) has a pitch left: allowed, and not yet struck at this onset.
-
-        If not, step 0 is barred: otherwise the pitch mask would leave nothing, and the sampler's
-        fallback for an empty mask would ignore it (and the range and key with it).
-        """
-        if allowed is None:
-            return len(self._chord) < N_PITCH
-        return bool(np.any(allowed & ~self._chord_mask.numpy()))
+    def _step_mask(self, constraints: Constraints | None, allowed: np.ndarray | None) -> np.ndarray | None:
+        """Step bins allowed (None: all). Step 0 adds a chord tone: barred once the chord holds
+        `max_polyphony` pitches, or when no allowed pitch is left that it does not hold (the pitch
+        mask would then leave nothing, and the sampler's fallback for an empty mask would ignore
+        it, and the range and key with it)."""
+        mask = None
+        if constraints is not None and constraints.max_polyphony is not None:
+            mask = sampling.polyphony_mask(self._chord, constraints.max_polyphony, self.bins.n_step)
+        can_grow = len(self._chord) < N_PITCH if allowed is None else bool(np.any(allowed & ~self._chord_mask.numpy()))
+        if not can_grow:
+            mask = np.ones(self.bins.n_step, dtype=bool) if mask is None else mask
+            mask[0] = False
+        return mask
 
     def _pitch_allowed(self, constraints: Constraints | None) -> torch.Tensor:
         """The pitch mask of `constraints` as a tensor, built once per constraints value."""

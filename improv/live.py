@@ -225,7 +225,6 @@ class LiveSession:
         self.watcher = PortWatcher(self._ports(), self._port_changed)
         self.synth: Any = None
         self._synth_args = args
-        self.engine.scheduler.tap = self._to_synth
         if getattr(args, "synth", None) is not None:
             try:
                 self.start_synth()
@@ -249,9 +248,11 @@ class LiveSession:
                                improv_program=getattr(args, "improv_program", 4),
                                audio_driver=getattr(args, "audio_driver", None),
                                buffer_frames=getattr(args, "audio_buffer", 512))
+            self.engine.scheduler.tap = self._to_synth  # only while there is a synth: no call per message otherwise
         return self.synth_description
 
     def stop_synth(self) -> None:
+        self.engine.scheduler.tap = None
         synth, self.synth = self.synth, None
         if synth is not None:
             synth.close()  # silences first
