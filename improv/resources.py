@@ -10,8 +10,15 @@ MODEL_CARD_NAME = "MODEL_CARD.md"
 
 
 def models_dir() -> Path:
-    """The directory of the shipped models (installed as `improv.models`)."""
-    return Path(str(resources.files("improv.models")))
+    """The directory of the shipped models (installed as `improv.models`).
+
+    Run from a source checkout that is not the installed copy (`python -m improv` in the clone
+    after a plain `pip install .`), `improv.models` does not exist: the checkout's `models/` is it.
+    """
+    try:
+        return Path(str(resources.files("improv.models")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "models"
 
 
 def default_model_path() -> Path:

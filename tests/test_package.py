@@ -50,3 +50,18 @@ def test_models_data_is_found_after_a_non_editable_install(tmp_path: Path) -> No
     assert Path(module_file).is_relative_to(target), "imported the source tree, not the installed copy"
     assert Path(models).is_relative_to(target)
     assert set(shipped) <= set(found)
+
+
+def test_models_are_found_from_a_source_checkout_that_is_not_the_installed_copy(tmp_path: Path) -> None:
+    """`python -m improv` inside a clone after a plain `pip install .`: the clone's improv/ comes first
+    on sys.path and has no `improv.models`; the checkout's models/ must be found instead."""
+    code = ("import sys, importlib.abc\n"
+            "class NoModels(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'improv.models': raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, NoModels())\n"
+            "from improv.resources import default_model_path\n"
+            "print(default_model_path())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    path = Path(out.stdout.strip())
+    assert path.is_file() and path.parent == REPO / "models"
