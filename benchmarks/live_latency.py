@@ -31,7 +31,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import rtmidi  # noqa: E402
 
-from improv.jack_server import (  # noqa: E402
+# The JACK server helpers are test support, kept under tests/ so the wheel carries none of it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.jack_server import (  # noqa: E402
     JackServer,
     MidiRecorder,
     connect_ports,
@@ -115,7 +118,7 @@ def measure_floor(n: int) -> list[float]:
 def measure_replies(model: Path | None, phrases: int, follow: float = 0.0) -> dict:
     """In-process session (so the scheduler's own timing records can be read), played from outside."""
     from improv.cli import build_parser
-    from improv.live import LiveSession
+    from improv.live.session import LiveSession
 
     argv = ["--api", "jack", "--gap", str(GAP_MS), "--reply-notes", "8", "--random-seed", "1", "--thru",
             "--config", str(Path(tempfile.mkdtemp()) / "config.toml"),  # defaults, not the user's mappings

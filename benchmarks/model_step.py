@@ -24,10 +24,10 @@ import torch
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from improv.improviser import Constraints, Improviser  # noqa: E402
-from improv.model import load  # noqa: E402
-from improv.resources import default_model_path  # noqa: E402
-from improv.style import StyleMemory  # noqa: E402
+from improv.model.rolling_seed import Constraints, Improviser  # noqa: E402
+from improv.model.network import load  # noqa: E402
+from improv.model.shipped import default_model_path  # noqa: E402
+from improv.model.style import StyleMemory  # noqa: E402
 
 
 class _LstmStep(torch.nn.Module):

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from improv.soundfont import find_soundfont
-from improv.synth import (
+from improv.sound.soundfont import find_soundfont
+from improv.sound.synth import (
     DEFAULT_BUFFER_FRAMES,
     DEFAULT_SAMPLE_RATE,
     IMPROV_PROGRAM,

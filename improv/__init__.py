@@ -6,9 +6,9 @@ The top level exposes the pieces a Python user reaches for first.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import ImprovError, MidiFileError, ModelFileError
-from .events import Event, Note, events_to_notes, notes_to_events
-from .midifile import read_midi, read_midi_tracks, write_midi
+from improv.errors import ImprovError, MidiFileError, ModelFileError
+from improv.music.events import Event, Note, events_to_notes, notes_to_events
+from improv.midi.files import read_midi, read_midi_tracks, write_midi
 
 try:
     __version__ = version("improv")

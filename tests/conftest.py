@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from improv.jack_server import JackServer, jack_available, missing_jack_tools
+from support.jack_server import JackServer, jack_available, missing_jack_tools
 
 
 def in_ci() -> bool:
@@ -57,7 +57,7 @@ def jack_server() -> Iterator[JackServer]:
 def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from improv.model import ImprovNet, ModelConfig, export
+    from improv.model.network import ImprovNet, ModelConfig, export
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -67,7 +67,7 @@ def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_file: Path):
-    from improv.model import load
+    from improv.model.network import load
 
     return load(tiny_model_file)
 
@@ -86,8 +86,8 @@ TEST_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")  # small, and what t
 @pytest.fixture(scope="session")
 def soundfont() -> Path:
     from improv.errors import SynthError
-    from improv.soundfont import find_soundfont
-    from improv.synth import LIBRARY_HINT, fluidsynth_available
+    from improv.sound.soundfont import find_soundfont
+    from improv.sound.synth import LIBRARY_HINT, fluidsynth_available
 
     problem = ""
     path = TEST_SOUNDFONT

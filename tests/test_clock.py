@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from improv.clock import (
+from improv.live.clock import (
     CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, ClockMaster, parse_quantize, pulse_seconds,
 )
 

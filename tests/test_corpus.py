@@ -15,8 +15,8 @@ pytest.importorskip("music21")
 
 from music21 import chord, dynamics, instrument, note, stream, tempo, tie  # noqa: E402
 
-from improv import corpus  # noqa: E402
-from improv.corpus import Work, default_work_paths, extract_work, notes_from_score, split_for  # noqa: E402
+from improv.data import corpus  # noqa: E402
+from improv.data.corpus import Work, default_work_paths, extract_work, notes_from_score, split_for  # noqa: E402
 
 # CORPUS.md §4, "valid works (default set)", chorale line.
 CORPUS_MD_VALID_CHORALES = [
@@ -346,13 +346,13 @@ def test_a_broken_file_is_skipped_with_one_warning(
     broken.write_text("<score-partwise><part id='P1'><measure", encoding="utf-8")
     chosen = [("bach/bwv165.6", "chorale", path_of["bach/bwv165.6"]), ("test/broken", "chorale", broken)]
     cache_file = tmp_path / "corpus.npz"
-    with caplog.at_level(logging.WARNING, logger="improv.corpus"):
+    with caplog.at_level(logging.WARNING, logger="improv.data.corpus"):
         works = corpus.load_works(chosen, cache_file, workers=1)
     assert [w.name for w in works] == ["bach/bwv165.6"]
     warnings = [r.getMessage() for r in caplog.records if "test/broken" in r.getMessage()]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="improv.corpus"):
+    with caplog.at_level(logging.WARNING, logger="improv.data.corpus"):
         again = corpus.load_works(chosen, cache_file, workers=1)  # from the cache: still warned
     assert again == works
     assert any("test/broken" in r.getMessage() for r in caplog.records)
@@ -368,7 +368,7 @@ def test_cache_path_is_keyed_by_versions_and_outside_the_repo(paths: list[tuple[
 
 
 def test_corpus_summary_counts() -> None:
-    from improv.events import Note
+    from improv.music.events import Note
 
     works = [
         Work("a/x", "chorale", "train", [Note(60, 80, 0.0, 1.0)], False),

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from improv.engine import Engine, EngineSettings, Message, ReplyDone, StateChanged, snap_to_pulse
-from improv.scheduler import Scheduler
+from improv.live.engine import Engine, EngineSettings, Message, ReplyDone, StateChanged, snap_to_pulse
+from improv.live.output import Scheduler
 
 
 class Port:

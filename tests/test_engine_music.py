@@ -6,9 +6,9 @@ import statistics
 
 import pytest
 
-from improv.engine import CHORD_WINDOW_S, Engine, EngineSettings
-from improv.model import load
-from improv.resources import default_model_path
+from improv.live.engine import CHORD_WINDOW_S, Engine, EngineSettings
+from improv.model.network import load
+from improv.model.shipped import default_model_path
 from test_engine import Clock, Port, play, run_until
 
 # A phrase in eighth notes, with one quarter: its median inter-onset interval is one eighth.

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from test_engine import Clock, Port, run_until
 
-from improv.clock import CLOCK, CONTINUE, START, STOP, pulse_seconds
-from improv.engine import Engine, EngineSettings, TransportChanged
+from improv.live.clock import CLOCK, CONTINUE, START, STOP, pulse_seconds
+from improv.live.engine import Engine, EngineSettings, TransportChanged
 
 
 class Band:

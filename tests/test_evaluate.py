@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from improv import cli, evaluate, study
-from improv.dataset import to_sequence
-from improv.encoding import Bins
-from improv.events import Note
-from improv.midifile import write_midi
-from improv.model import ImprovNet, ModelConfig, export, load
-from improv.train import evaluate_nll
+from improv import cli
+from improv.training import evaluate, study
+from improv.data.dataset import to_sequence
+from improv.music.encoding import Bins
+from improv.music.events import Note
+from improv.midi.files import write_midi
+from improv.model.network import ImprovNet, ModelConfig, export, load
+from improv.training.train import evaluate_nll
 
 HEADS = ["pitch", "step", "duration", "velocity"]
 

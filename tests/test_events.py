@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from improv.events import Event, Note, events_to_notes, notes_to_events, sort_notes
+from improv.music.events import Event, Note, events_to_notes, notes_to_events, sort_notes
 
 
 @pytest.mark.parametrize(

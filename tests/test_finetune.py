@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from improv.cli import main
-from improv.dataset import load_midi_files, to_sequence
-from improv.evaluate import model_nll
-from improv.events import Note
-from improv.midifile import write_midi
-from improv.model import load
-from improv.resources import default_model_path
+from improv.data.dataset import load_midi_files, to_sequence
+from improv.training.evaluate import model_nll
+from improv.music.events import Note
+from improv.midi.files import write_midi
+from improv.model.network import load
+from improv.model.shipped import default_model_path
 
 pytestmark = pytest.mark.slow
 
@@ -90,8 +90,8 @@ def test_finetune_needs_files(capsys) -> None:
 def test_the_guard_set_is_watched_and_recorded(tiny_model, tmp_path: Path) -> None:
     import json
 
-    from improv.model import network_from
-    from improv.train import TrainSettings, train
+    from improv.model.network import network_from
+    from improv.training.train import TrainSettings, train
 
     rng = np.random.default_rng(4)
     mine = [to_sequence(f"s{i}", player_phrase(rng, 0.0) * 1) for i in range(6)]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import improv
-from improv.generate import continue_notes
-from improv.improviser import Constraints
-from improv.model import load
-from improv.resources import default_model_path
+from improv.model.generate import continue_notes
+from improv.model.rolling_seed import Constraints
+from improv.model.network import load
+from improv.model.shipped import default_model_path
 
 MODEL = default_model_path()
 
@@ -26,7 +26,7 @@ def model():
 @pytest.fixture(scope="module")
 def primer() -> list[improv.Note]:
     """The opening of the Mozart K.545 fragment, kept out of training for demos like this."""
-    from improv.corpus import corpus_dir, extract_work
+    from improv.data.corpus import corpus_dir, extract_work
 
     notes, _ = extract_work(corpus_dir() / "mozart" / "k545" / "movement1_exposition.mxl")
     return notes[:40]

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from improv import sampling
-from improv.events import Event
-from improv.improviser import Constraints, Improviser
-from improv.model import ImprovNet, ModelConfig, export, load
+from improv.model import sampling
+from improv.music.events import Event
+from improv.model.rolling_seed import Constraints, Improviser
+from improv.model.network import ImprovNet, ModelConfig, export, load
 
 
 @pytest.fixture(scope="module")

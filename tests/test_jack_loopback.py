@@ -13,7 +13,7 @@ import pytest
 import rtmidi
 
 from improv.errors import PortError
-from improv.jack_server import (
+from support.jack_server import (
     JackServer,
     JackServerError,
     MidiRecorder,

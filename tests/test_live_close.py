@@ -8,7 +8,7 @@ import time
 
 STALL = """
 import ctypes, sys, time
-from improv.live import _exit_if_stalled
+from improv.live.session import _exit_if_stalled
 with _exit_if_stalled({seconds}):
     ctypes.PyDLL(None).sleep({sleep})  # a C call that keeps the GIL, like rtmidi's delete()
 time.sleep({seconds} * 3)  # a watchdog still armed would end the process here

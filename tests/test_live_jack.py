@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from improv.cli import build_parser
-from improv.live import LiveSession
-from live_support import balance, improv_process, keyboard, listener, note_ons
+from improv.live.session import LiveSession
+from support.live import balance, improv_process, keyboard, listener, note_ons
 
 pytestmark = pytest.mark.jack
 
@@ -111,7 +111,7 @@ def test_an_exception_in_the_engine_releases_every_note(jack_server, tiny_model_
 
 
 def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, tiny_model_file, tmp_path) -> None:
-    from improv.jack_server import open_midi_out, open_virtual
+    from support.jack_server import open_midi_out, open_virtual
 
     name = "hotplug-keys"
     with open_midi_out(name) as client:
@@ -136,7 +136,7 @@ def test_an_input_port_that_disappears_and_returns_is_reconnected(jack_server, t
 
 def test_an_output_that_returns_is_told_all_notes_off(jack_server, tiny_model_file, tmp_path) -> None:
     """A note-off sent while the synth was gone never arrived: when it returns, CC123 on the channels used."""
-    from improv.jack_server import MidiRecorder
+    from support.jack_server import MidiRecorder
 
     with MidiRecorder("hotplug-synth") as synth:
         session = live_session(jack_server, tiny_model_file, "--out", "hotplug-synth:in", "--gap", "200",
@@ -192,7 +192,7 @@ def test_random_messages_through_the_input_path_break_nothing(jack_server, tiny_
 
 def test_the_knob_makes_replies_more_varied(jack_server, tmp_path) -> None:
     """CC1 low vs high, same seeds, shipped model: high temperature answers with more distinct pitches."""
-    from improv.resources import default_model_path
+    from improv.model.shipped import default_model_path
 
     distinct = {}
     for cc in (0, 127):
@@ -274,7 +274,7 @@ def test_record_saves_the_session_as_two_tracks_on_exit(jack_server, tiny_model_
             improv.wait_line(r"^reply ", 10)
         improv.signal(signal.SIGTERM)
         saved = improv.wait_line(r"^session saved to ", 10)
-    from improv.midifile import read_midi_tracks
+    from improv.midi.files import read_midi_tracks
 
     [path] = list(out.glob("session-*.mid"))
     assert str(path) in saved

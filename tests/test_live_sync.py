@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from live_support import IMPROV_IN, IMPROV_OUT, balance, improv_process, keyboard, note_ons
+from support.live import IMPROV_IN, IMPROV_OUT, balance, improv_process, keyboard, note_ons
 
-from improv.clock import CLOCK, START, STOP, pulse_seconds
-from improv.jack_server import JackServer, MidiRecorder, connect_ports, open_midi_in, open_midi_out, open_virtual, \
+from improv.live.clock import CLOCK, START, STOP, pulse_seconds
+from support.jack_server import JackServer, MidiRecorder, connect_ports, open_midi_in, open_midi_out, open_virtual, \
     unique_client_name, wait_for_port
-from improv.resources import default_model_path
+from improv.model.shipped import default_model_path
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 

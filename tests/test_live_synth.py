@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_support import keyboard
+from support.live import keyboard
 from test_live_jack import live_session
 
 

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import rtmidi
 
-from improv import cli, midi_io, ports_cli
+from improv import cli
+from improv.midi import ports as midi_io
+from improv.cli import ports as ports_cli
 from improv.errors import PortError
-from improv.jack_server import (
+from support.jack_server import (
     JackServer,
     MidiRecorder,
     connect_ports,
@@ -21,7 +23,7 @@ from improv.jack_server import (
     open_virtual,
     unique_client_name,
 )
-from improv.midi_io import PortWatcher, match_port, open_input, open_output, parse_api
+from improv.midi.ports import PortWatcher, match_port, open_input, open_output, parse_api
 
 # Every JACK client name carries the pid (unique_client_name): same-named JACK
 # clients opened at once by parallel test runs break each other, even across

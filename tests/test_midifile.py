@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import improv
 from improv import MidiFileError, Note, read_midi, write_midi
-from improv.midifile import read_midi_tracks, track_names
+from improv.midi.files import read_midi_tracks, track_names
 
 music21 = pytest.importorskip("music21")
 PRIMITIVES = sorted((Path(music21.__file__).parent / "midi" / "testPrimitive").glob("*.mid"))

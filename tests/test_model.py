@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from improv import ModelFileError
-from improv.dataset import encode_sequence, split_batch, to_sequence
-from improv.encoding import START_PITCH, Bins
-from improv.events import Note
-from improv.model import HEADS, ImprovNet, ModelConfig, export, load
+from improv.data.dataset import encode_sequence, split_batch, to_sequence
+from improv.music.encoding import START_PITCH, Bins
+from improv.music.events import Note
+from improv.model.network import HEADS, ImprovNet, ModelConfig, export, load
 
 
 @pytest.fixture(scope="module", params=["absolute", "relative", "rhythm-lstm", "lean"])

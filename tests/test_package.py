@@ -38,7 +38,7 @@ def test_models_data_is_found_after_a_non_editable_install(tmp_path: Path) -> No
     shipped = sorted(p.name for p in (REPO / "models").iterdir() if p.is_file() and p.suffix != ".py")
     assert shipped, "models/ ships no data files"
     probe = (
-        "import improv, improv.resources as r, json;"
+        "import improv, improv.model.shipped as r, json;"
         "d = r.models_dir();"
         "print(json.dumps([improv.__file__, str(d), sorted(p.name for p in d.iterdir())]))"
     )
@@ -60,7 +60,7 @@ def test_models_are_found_from_a_source_checkout_that_is_not_the_installed_copy(
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name == 'improv.models': raise ModuleNotFoundError(name)\n"
             "sys.meta_path.insert(0, NoModels())\n"
-            "from improv.resources import default_model_path\n"
+            "from improv.model.shipped import default_model_path\n"
             "print(default_model_path())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     path = Path(out.stdout.strip())

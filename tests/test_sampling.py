@@ -1,4 +1,4 @@
-"""Tests for improv.sampling: textbook values, limits, and hypothesis invariants."""
+"""Tests for improv.model.sampling: textbook values, limits, and hypothesis invariants."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from improv import sampling
+from improv.model import sampling
 from improv.errors import ConfigError
-from improv.sampling import (
+from improv.model.sampling import (
     MODES,
     HeadTemperatures,
     apply_mask,

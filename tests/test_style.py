@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.engine import Engine, EngineSettings, Message, StateChanged
-from improv.events import Event
-from improv.improviser import Improviser
-from improv.models_cli import resolve_model
-from improv.style import StyleMemory, blend, check_follow
+from improv.live.engine import Engine, EngineSettings, Message, StateChanged
+from improv.music.events import Event
+from improv.model.rolling_seed import Improviser
+from improv.model.shipped import resolve_model
+from improv.model.style import StyleMemory, blend, check_follow
 
 # A motif no notated corpus suggests: odd leaps and an uneven rhythm (pitch, step s).
 MOTIF = [(60, 0.2), (66, 0.1), (61, 0.3), (71, 0.1), (63, 0.2)]

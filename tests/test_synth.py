@@ -22,8 +22,8 @@ import pytest
 import improv
 from improv import cli
 from improv.errors import SynthError
-from improv.soundfont import find_soundfont
-from improv.synth import (
+from improv.sound.soundfont import find_soundfont
+from improv.sound.synth import (
     DEFAULT_BUFFER_FRAMES,
     IMPROV_CHANNEL,
     MEMORY_DRIVER,

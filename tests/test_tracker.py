@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from improv.events import Note
-from improv.tracker import NoteStarted, NoteTracker
+from improv.music.events import Note
+from improv.live.listener import NoteStarted, NoteTracker
 
 
 def on(pitch: int, velocity: int = 100, channel: int = 0) -> list[int]:

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from improv.controls import Action, ControlMap, Learned, Source, load_config, save_config
-from improv.engine import Engine, EngineSettings, NotePlayed, PlayerNoteOn, ReplyDone, StateChanged
+from improv.config import Action, ControlMap, Learned, Source, load_config, save_config
+from improv.live.engine import Engine, EngineSettings, NotePlayed, PlayerNoteOn, ReplyDone, StateChanged
 from improv.errors import PortError
-from improv.improviser import estimate_key
-from improv.midifile import read_midi_tracks, track_names
+from improv.model.rolling_seed import estimate_key
+from improv.midi.files import read_midi_tracks, track_names
 from improv.tui.app import ImprovApp
 from improv.tui.keys import KEY_COMMANDS
-from improv.tui.piano import NOTE_S, ComputerPiano, note_name
+from improv.tui.computer_piano import NOTE_S, ComputerPiano, note_name
 from improv.tui.readouts import LatencyStats, gauge, source_name, temperature_fraction
-from improv.recording import IMPROV, PLAYER, Recording
+from improv.live.recording import IMPROV, PLAYER, Recording
 from improv.tui.screens import LEARN_CHOICES, HelpScreen, LearnPicker, PortPicker, help_table
 from improv.tui.widgets import PianoRoll, PitchWindow, fit_pitches, roll_cells
 
@@ -89,7 +89,7 @@ class FakeSession:
 
     def start_synth(self) -> str:
         from improv.errors import SynthError
-        from improv.synth import Synth
+        from improv.sound.synth import Synth
 
         if self.soundfont is None:
             raise SynthError("no SoundFont found; install one: sudo apt install fluid-soundfont-gm")
@@ -118,7 +118,7 @@ class FakeSession:
         return self.output.description
 
     def save_learned(self, learned: Learned) -> Path:
-        from improv.controls import load_config
+        from improv.config import load_config
 
         self.control_map = self.control_map.with_mapping(*learned)
         return save_config(load_config(self.config_path).with_mapping(*learned), self.config_path)
@@ -634,8 +634,8 @@ async def pick(pilot, app: ImprovApp, list_id: str, port: str) -> None:
 @async_test
 async def test_the_port_picker_switches_real_jack_ports_while_playing(jack_server, tiny_model_file, tmp_path) -> None:
     from improv.cli import build_parser
-    from improv.jack_server import MidiRecorder, open_midi_out, open_virtual, unique_client_name
-    from improv.live import LiveSession
+    from support.jack_server import MidiRecorder, open_midi_out, open_virtual, unique_client_name
+    from improv.live.session import LiveSession
 
     args = build_parser().parse_args(["--api", "jack", "--model", str(tiny_model_file), "--config",
                                       str(tmp_path / "config.toml"), "--gap", "200", "--reply-notes", "3",

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.jack_server import JackServer
-from live_support import balance, env_has_ci, keyboard, listener, note_ons
+from support.jack_server import JackServer
+from support.live import balance, env_has_ci, keyboard, listener, note_ons
 
 pytestmark = [
     pytest.mark.jack,

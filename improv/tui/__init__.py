@@ -14,8 +14,8 @@ __all__ = ["run_tui"]
 
 def run_tui(args: argparse.Namespace) -> int:
     """Open the screen; a port that cannot open is shown on it (with the port picker) instead of failing."""
-    from ..live import LiveSession, ignore_exit_signals, install_exit_handlers
-    from .app import ImprovApp
+    from improv.live.session import LiveSession, ignore_exit_signals, install_exit_handlers
+    from improv.tui.app import ImprovApp
 
     session = LiveSession(args, ports_optional=True)
     try:

@@ -30,9 +30,9 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Static
 
-from ..clock import Transport
-from ..controls import Action, ControlMap, Learned, Learner
-from ..engine import (
+from improv.live.clock import Transport
+from improv.config import Action, ControlMap, Learned, Learner
+from improv.live.engine import (
     Crashed,
     Engine,
     LearnedControl,
@@ -42,12 +42,12 @@ from ..engine import (
     StateChanged,
     TransportChanged,
 )
-from ..errors import ImprovError
-from ..live import ignore_exit_signals
-from ..recording import IMPROV, Recording
-from .keys import KEY_BAR, KEY_COMMANDS, LETTER_ACTIONS, PIANO_BAR
-from .piano import NOTE_S, VELOCITY, ComputerPiano
-from .readouts import (
+from improv.errors import ImprovError
+from improv.live.session import ignore_exit_signals
+from improv.live.recording import IMPROV, Recording
+from improv.tui.keys import KEY_BAR, KEY_COMMANDS, LETTER_ACTIONS, PIANO_BAR
+from improv.tui.computer_piano import NOTE_S, VELOCITY, ComputerPiano
+from improv.tui.readouts import (
     LatencyStats,
     gauge,
     key_text,
@@ -55,8 +55,8 @@ from .readouts import (
     source_name,
     temperature_fraction,
 )
-from .screens import HelpScreen, LearnPicker, PortNow, PortPicker
-from .widgets import FlowLine, PianoRoll
+from improv.tui.screens import HelpScreen, LearnPicker, PortNow, PortPicker
+from improv.tui.widgets import FlowLine, PianoRoll
 
 POLL_HZ = 30
 MAX_EVENTS_PER_POLL = 5000  # a flood beyond this waits for the next tick
@@ -77,7 +77,7 @@ class Port(Protocol):
 
 
 class Session(Protocol):
-    """What the app needs of a live session (`improv.live.LiveSession`; tests pass a fake)."""
+    """What the app needs of a live session (`improv.live.session.LiveSession`; tests pass a fake)."""
 
     engine: Engine
     input: Any  # Port | None
@@ -87,7 +87,7 @@ class Session(Protocol):
     control_map: ControlMap
     api: str | None
     unsent: int
-    synth: Any  # improv.synth.Synth | None
+    synth: Any  # improv.sound.synth.Synth | None
 
     def start_synth(self) -> str: ...
 
@@ -552,6 +552,6 @@ def _combine(problems: Sequence[str]) -> str:
 
 
 def _available_apis() -> list[str]:
-    from ..midi_io import available_apis
+    from improv.midi.ports import available_apis
 
     return available_apis()

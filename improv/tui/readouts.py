@@ -6,8 +6,8 @@ import math
 import statistics
 from collections import deque
 
-from .. import sampling
-from ..controls import Source
+from improv.model import sampling
+from improv.config import Source
 
 KEEP_REPLIES = 200  # latency statistics cover this many recent answers
 

@@ -14,11 +14,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..controls import Action
-from ..errors import ImprovError
-from .keys import KEY_COMMANDS
-from .piano import NOTE_S
-from .widgets import BOTH_GLYPH, IMPROV_GLYPH, PLAYER_GLYPH
+from improv.config import Action
+from improv.errors import ImprovError
+from improv.tui.keys import KEY_COMMANDS
+from improv.tui.computer_piano import NOTE_S
+from improv.tui.widgets import BOTH_GLYPH, IMPROV_GLYPH, PLAYER_GLYPH
 
 VIRTUAL = "\0virtual"  # the option id of "a virtual port" (no real port name starts with NUL)
 

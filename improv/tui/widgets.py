@@ -11,8 +11,8 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from .piano import note_name
-from ..recording import IMPROV, PLAYER, Recording, RollNote
+from improv.tui.computer_piano import note_name
+from improv.live.recording import IMPROV, PLAYER, Recording, RollNote
 
 PLAYER_GLYPH = "█"
 IMPROV_GLYPH = "▒"

@@ -1,0 +1,472 @@
+"""From a model head's logits to one token: temperature, constraints, top-p, draw.
+
+Pure functions on 1-D numpy arrays (float64 or float32 logits), called after
+every model step in the live path and offline, so they do a handful of numpy
+calls and allocate one or two small arrays per call.
+
+The steps, in the order `sample` and `probabilities` apply them:
+
+1. mask: constraints (pitch range, key, polyphony) are boolean arrays, True =
+   allowed; masked-out entries get a logit of -inf. If a mask would leave no
+   allowed entry with a finite logit, the mask is ignored and the unmasked
+   logits are used: a dead end must never stop the instrument mid-phrase.
+   Contradictory constraints are caught earlier, where they are set up
+   (`pitch_mask` raises).
+2. temperature: p_i = exp(z_i / T) / sum_k exp(z_k / T), computed as
+   exp((z_i - max z) / T) so no value overflows; T -> 0 gives the argmax
+   (ties share), large T gives uniform over the allowed entries.
+3. top-p (nucleus): keep the most probable entries whose mass reaches p,
+   always at least one; entries tied with the last kept one are kept too.
+4. draw: one uniform number from the `numpy.random.Generator` per draw, so a
+   seeded generator replays exactly.
+
+Results are float64 whatever the input dtype. Logits must be finite or -inf;
+NaN, +inf or all -inf logits raise `ValueError` (a broken model should be
+loud). Values a user sets (temperature, top-p, key, range, CC bounds) raise
+`ConfigError`, a `ValueError`, with a one-line message.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+from improv.errors import ConfigError
+
+__all__ = [
+    "MODES",
+    "HeadTemperatures",
+    "apply_mask",
+    "cc_from_temperature",
+    "positive_temperature",
+    "check_top_p",
+    "draw",
+    "entropy",
+    "format_key",
+    "log_softmax",
+    "parse_key",
+    "parse_range",
+    "pitch_mask",
+    "polyphony_mask",
+    "probabilities",
+    "range_mask",
+    "sample",
+    "scale_mask",
+    "surprisal",
+    "temperature_from_cc",
+]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+N_PITCHES = 128
+CC_MAX = 127
+CC_MID = 64
+
+# Semitones above the root. Chromatic is "no key constraint" spelled as a key.
+MODES: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {
+        "major": (0, 2, 4, 5, 7, 9, 11),
+        "minor": (0, 2, 3, 5, 7, 8, 10),
+        "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+        "melodic_minor": (0, 2, 3, 5, 7, 9, 11),
+        "dorian": (0, 2, 3, 5, 7, 9, 10),
+        "phrygian": (0, 1, 3, 5, 7, 8, 10),
+        "lydian": (0, 2, 4, 6, 7, 9, 11),
+        "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+        "locrian": (0, 1, 3, 5, 6, 8, 10),
+        "pentatonic_major": (0, 2, 4, 7, 9),
+        "pentatonic_minor": (0, 3, 5, 7, 10),
+        "blues": (0, 3, 5, 6, 7, 10),
+        "chromatic": tuple(range(12)),
+    }
+)
+_MODE_ALIASES = {
+    "ionian": "major",
+    "aeolian": "minor",
+    "natural_minor": "minor",
+    "major_pentatonic": "pentatonic_major",
+    "minor_pentatonic": "pentatonic_minor",
+}
+_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_ACCIDENTALS = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_KEY_RE = re.compile(r"\s*([a-g])([#♯b♭]?)\s*:\s*([a-z_ -]+?)\s*")
+_RANGE_RE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+
+# Below this temperature (z - max) / T may overflow to -inf; the result is
+# right but numpy would warn, so that rare case runs under np.errstate.
+_TINY_TEMPERATURE = 1e-200
+
+
+# -- validation --------------------------------------------------------------
+
+
+def _real(value: object, name: str) -> float:
+    """`value` as a float if it is a real number (bools are not), else ConfigError."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def positive_temperature(temperature: object) -> float:
+    """Return `temperature` as a float; raise ConfigError unless it is finite and > 0.
+
+    The arithmetic's own precondition. What a person may set (0.1-3.0) is `temperature.check_temperature`.
+    """
+    t = _real(temperature, "temperature")
+    if not 0.0 < t < math.inf:
+        raise ConfigError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return t
+
+
+def check_top_p(top_p: object) -> float:
+    """Return `top_p` as a float; raise ConfigError unless 0 < top_p <= 1."""
+    p = _real(top_p, "top-p")
+    if not 0.0 < p <= 1.0:
+        raise ConfigError(f"top-p must be in (0, 1], got {top_p!r}")
+    return p
+
+
+def _as_logits(logits: npt.ArrayLike) -> FloatArray:
+    z = np.asarray(logits, dtype=np.float64)  # no copy for float64 input
+    if z.ndim != 1 or z.size == 0:
+        raise ValueError(f"logits must be a non-empty 1-D array, got shape {z.shape}")
+    return z
+
+
+def _as_mask(mask: npt.ArrayLike, size: int) -> BoolArray:
+    m = np.asarray(mask, dtype=np.bool_)
+    if m.shape != (size,):
+        raise ValueError(f"mask must have shape ({size},) like the logits, got {m.shape}")
+    return m
+
+
+# -- distributions -----------------------------------------------------------
+
+
+def apply_mask(logits: npt.ArrayLike, mask: npt.ArrayLike | None) -> FloatArray:
+    """Logits with masked-out entries (mask False) set to -inf, as a new float64 array.
+
+    If nothing finite would survive, returns the unmasked logits instead (see
+    the module docstring): the live path must always have something to play.
+    """
+    z = _as_logits(logits)
+    if mask is None:
+        return z.copy()
+    masked = np.where(_as_mask(mask, z.size), z, -np.inf)
+    if masked.max() == -np.inf:
+        return z.copy()
+    return masked
+
+
+def _scaled(logits: npt.ArrayLike, temperature: float, mask: npt.ArrayLike | None) -> FloatArray:
+    """(z - max z) / T over the allowed entries, as a new array (max entry 0, rest <= 0)."""
+    t = positive_temperature(temperature)
+    z = _as_logits(logits)
+    w: FloatArray = z if mask is None else np.where(_as_mask(mask, z.size), z, -np.inf)
+    top = w.max()
+    if top == -math.inf and w is not z:  # mask leaves nothing: fall back to the unmasked logits
+        w = z
+        top = z.max()
+    if not -math.inf < top < math.inf:  # NaN anywhere, +inf, or all -inf
+        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+    w = z - top if w is z else np.subtract(w, top, out=w)  # a new array either way
+    if t < _TINY_TEMPERATURE:
+        with np.errstate(over="ignore"):
+            w /= t
+    else:
+        w /= t
+    return w
+
+
+def _weights(logits: npt.ArrayLike, temperature: float, top_p: float | None, mask: npt.ArrayLike | None) -> FloatArray:
+    """Unnormalized probabilities after mask, temperature and top-p; the largest is exactly 1."""
+    if top_p is not None:
+        top_p = check_top_p(top_p)
+    w = _scaled(logits, temperature, mask)
+    np.exp(w, out=w)
+    if top_p is not None and top_p < 1.0:
+        _keep_nucleus(w, top_p)
+    return w
+
+
+def _keep_nucleus(weights: FloatArray, top_p: float) -> None:
+    """Zero, in place, every weight outside the nucleus of mass `top_p`.
+
+    Sorting the values (not indices) is enough: the nucleus is every entry at
+    least as heavy as the lightest one needed to reach the mass, so ties at
+    the edge are all kept and the kept mass is >= top_p.
+    """
+    descending = np.sort(weights)[::-1]
+    cumulative = np.add.accumulate(descending)
+    k = int(cumulative.searchsorted(top_p * cumulative[-1]))  # first index reaching the mass
+    if k < weights.size:
+        weights[weights < descending[k]] = 0.0
+
+
+def probabilities(
+    logits: npt.ArrayLike,
+    temperature: float,
+    top_p: float | None = None,
+    mask: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """The distribution `sample` draws from: mask, temperature, then top-p; sums to 1."""
+    w = _weights(logits, temperature, top_p, mask)
+    w /= w.sum()
+    return w
+
+
+def log_softmax(logits: npt.ArrayLike, temperature: float = 1.0) -> FloatArray:
+    """log p_i at `temperature`, via log-sum-exp; -inf logits stay -inf."""
+    w = _scaled(logits, temperature, None)
+    w -= math.log(np.exp(w).sum())
+    return w
+
+
+def entropy(probs: npt.ArrayLike) -> float:
+    """Shannon entropy in nats (0 log 0 = 0): how open the model's choice was."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[p > 0]
+    return float(-np.dot(p, np.log(p)))
+
+
+def surprisal(probs: npt.ArrayLike, token: int) -> float:
+    """-log p[token] in nats: how unexpected the chosen token was (inf if p = 0)."""
+    p = float(np.asarray(probs, dtype=np.float64)[token])
+    return math.inf if p <= 0.0 else -math.log(p)
+
+
+# -- drawing -----------------------------------------------------------------
+
+
+def _search(cumulative: FloatArray, rng: np.random.Generator) -> int:
+    """Inverse-CDF draw from running sums of non-negative weights, one `rng.random()` each."""
+    total = cumulative[-1]
+    if not 0.0 < total < math.inf:
+        raise ValueError(f"probabilities must be non-negative with a finite positive sum, got sum {total}")
+    # side="right" skips zero-weight entries sitting on a boundary.
+    i = int(cumulative.searchsorted(rng.random() * total, side="right"))
+    if i >= cumulative.size:  # u * total rounded up to total: take the last non-zero entry
+        i = int(cumulative.searchsorted(total))
+    return i
+
+
+def draw(probs: npt.ArrayLike, rng: np.random.Generator) -> int:
+    """Index drawn in proportion to non-negative `probs` (need not sum to 1).
+
+    For callers that want the distribution too (entropy, surprisal): one
+    `rng.random()` per draw, so a seeded generator replays the same tokens;
+    zero-weight entries are never drawn.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"probabilities must be a non-empty 1-D array, got shape {p.shape}")
+    return _search(np.add.accumulate(p), rng)
+
+
+def sample(
+    logits: npt.ArrayLike,
+    temperature: float,
+    rng: np.random.Generator,
+    top_p: float | None = None,
+    mask: npt.ArrayLike | None = None,
+) -> int:
+    """One token drawn from `probabilities(logits, temperature, top_p, mask)`.
+
+    Skips the normalization, so it can differ from `draw(probabilities(...))`
+    only when the uniform lands within rounding error of a boundary.
+    """
+    w = _weights(logits, temperature, top_p, mask)
+    return _search(np.add.accumulate(w, out=w), rng)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadTemperatures:
+    """One temperature for every head, unless a head has its own scale factor.
+
+    A player turns one knob (`base`); `scales`, e.g. {"velocity": 0.5}, keeps
+    some heads tamer than others without a knob each.
+    """
+
+    base: float = 1.0
+    scales: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive_temperature(self.base)
+        for head, scale in self.scales.items():
+            s = _real(scale, f"temperature scale for head {head!r}")
+            if not (0.0 < s < math.inf and 0.0 < self.base * s < math.inf):
+                raise ConfigError(
+                    f"temperature scale for head {head!r} must be a finite number > 0"
+                    f" whose product with the base temperature is too, got {scale!r}"
+                )
+        object.__setattr__(self, "scales", MappingProxyType(dict(self.scales)))
+
+    def for_head(self, head: str) -> float:
+        """The temperature to sample `head` with: base times its scale (1 if none).
+
+        Checked on construction, so this never raises in the live path.
+        """
+        return self.base * self.scales.get(head, 1.0)
+
+
+# -- constraints -------------------------------------------------------------
+
+
+def _check_int(value: object, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
+        raise ConfigError(f"{name} must be an integer {lo}-{hi}, got {value!r}")
+    return int(value)
+
+
+def _canonical_mode(mode: str) -> str | None:
+    name = re.sub(r"[ -]+", "_", mode.strip().lower())
+    name = _MODE_ALIASES.get(name, name)
+    return name if name in MODES else None
+
+
+def _mode_list() -> str:
+    return ", ".join(MODES)
+
+
+def range_mask(lo: int, hi: int, n: int = N_PITCHES) -> BoolArray:
+    """Allow pitches lo..hi inclusive (MIDI numbers) out of `n`."""
+    lo = _check_int(lo, "lowest pitch", 0, n - 1)
+    hi = _check_int(hi, "highest pitch", lo, n - 1)
+    mask = np.zeros(n, dtype=np.bool_)
+    mask[lo : hi + 1] = True
+    return mask
+
+
+def scale_mask(root: int, mode: str, n_pitches: int = N_PITCHES) -> BoolArray:
+    """Allow the pitches whose pitch class is in `mode` built on `root` (0 = C)."""
+    root = _check_int(root, "key root pitch class", 0, 11)
+    name = _canonical_mode(mode) if isinstance(mode, str) else None
+    if name is None:
+        raise ConfigError(f"unknown mode {mode!r}; valid modes: {_mode_list()}")
+    in_scale = np.zeros(12, dtype=np.bool_)
+    in_scale[[(root + step) % 12 for step in MODES[name]]] = True
+    return in_scale[np.arange(n_pitches) % 12]
+
+
+def pitch_mask(lo: int, hi: int, root: int | None = None, mode: str | None = None) -> BoolArray:
+    """Range and (optionally) key together; raise ConfigError if they leave no pitch.
+
+    Meant for set-up time, so a contradiction is reported to the player
+    instead of being silently dropped by the live fallback.
+    """
+    mask = range_mask(lo, hi)
+    if root is not None or mode is not None:
+        if root is None or mode is None:
+            raise ConfigError("a key needs both a root and a mode, e.g. 'C:minor'")
+        mask &= scale_mask(root, mode)
+        if not mask.any():
+            raise ConfigError(f"pitch range {lo}-{hi} holds no note of {format_key(root, mode)}; widen the range")
+    return mask
+
+
+def polyphony_mask(chord_pitches: Collection[int], max_polyphony: int, n_step_bins: int, chord_bin: int = 0) -> BoolArray:
+    """Mask over the step head's bins that stops chords growing past `max_polyphony`.
+
+    `chord_pitches` are the pitches struck at the current onset (the last
+    event with step > 0 and the step-0 events after it). Step bin `chord_bin`
+    (step 0) adds one more note to that chord, so it is forbidden once the
+    chord already holds `max_polyphony` distinct pitches; every other bin
+    starts a new onset and stays allowed. Notes still ringing from earlier
+    onsets are the scheduler's business: the step head cannot know when they
+    end. With a single step bin the mask is all False and `sample` falls back
+    to the unmasked logits.
+    """
+    n_step_bins = _check_int(n_step_bins, "number of step bins", 1, 1 << 30)
+    max_polyphony = _check_int(max_polyphony, "maximum polyphony", 1, N_PITCHES)
+    chord_bin = _check_int(chord_bin, "chord bin", 0, n_step_bins - 1)
+    mask = np.ones(n_step_bins, dtype=np.bool_)
+    if len(set(chord_pitches)) >= max_polyphony:
+        mask[chord_bin] = False
+    return mask
+
+
+# -- parsing the command line ------------------------------------------------
+
+
+def parse_key(text: str) -> tuple[int, str]:
+    """'C:minor', 'F#:major', 'Bb:dorian' (any case) -> (root pitch class, canonical mode)."""
+    match = _KEY_RE.fullmatch(text.lower()) if isinstance(text, str) else None
+    mode = _canonical_mode(match.group(3)) if match else None
+    if match is None or mode is None:
+        raise ConfigError(f"bad key {text!r}: use ROOT:MODE like 'C:minor' or 'F#:dorian'; modes: {_mode_list()}")
+    root = (_LETTERS[match.group(1)] + _ACCIDENTALS[match.group(2)]) % 12
+    return root, mode
+
+
+def format_key(root: int, mode: str) -> str:
+    """Inverse of `parse_key`, spelling roots with sharps: (1, 'major') -> 'C#:major'."""
+    root = _check_int(root, "key root pitch class", 0, 11)
+    name = _canonical_mode(mode)
+    if name is None:
+        raise ConfigError(f"unknown mode {mode!r}; valid modes: {_mode_list()}")
+    return f"{_SHARP_NAMES[root]}:{name}"
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'36-96' -> (36, 96): MIDI pitches 0-127, low <= high, both inclusive."""
+    match = _RANGE_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is not None:
+        lo, hi = int(match.group(1)), int(match.group(2))
+        if lo <= hi <= 127:
+            return lo, hi
+    raise ConfigError(f"bad pitch range {text!r}: use LOW-HIGH with MIDI pitches 0-127 and LOW <= HIGH, e.g. '36-96'")
+
+
+# -- temperature knob --------------------------------------------------------
+
+
+def _check_cc_bounds(lo: float, mid: float, hi: float) -> tuple[float, float, float]:
+    values = (_real(lo, "lowest temperature"), _real(mid, "middle temperature"), _real(hi, "highest temperature"))
+    if not 0.0 < values[0] < values[1] < values[2] < math.inf:
+        raise ConfigError(f"temperature knob needs finite 0 < lo < mid < hi, got lo={lo!r} mid={mid!r} hi={hi!r}")
+    return values
+
+
+def temperature_from_cc(value: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> float:
+    """CC 0..127 -> temperature, log-linear in two pieces: 0 -> lo, 64 -> mid, 127 -> hi.
+
+    Log scale because the ear hears ratios of temperature; two pieces so the
+    knob's centre is the model's own distribution (T = mid).
+    """
+    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
+    v = _real(value, "CC value")
+    if not 0.0 <= v <= CC_MAX:
+        raise ConfigError(f"CC value must be 0-{CC_MAX}, got {value!r}")
+    if v == CC_MAX:  # exact endpoint, whatever the rounding of the power below
+        return hi
+    if v < CC_MID:
+        return lo * math.pow(mid / lo, v / CC_MID)
+    return mid * math.pow(hi / mid, (v - CC_MID) / (CC_MAX - CC_MID))
+
+
+def cc_from_temperature(temperature: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> int:
+    """Inverse of `temperature_from_cc`, rounded to the nearest CC value 0..127.
+
+    Raises ConfigError for a temperature outside [lo, hi]: the knob cannot
+    show it, and the caller should decide whether to clamp.
+    """
+    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
+    t = positive_temperature(temperature)
+    if not lo <= t <= hi:
+        raise ConfigError(f"temperature {temperature!r} is outside the knob's range {lo}-{hi}")
+    if t < mid:
+        v = CC_MID * math.log(t / lo) / math.log(mid / lo)
+    else:
+        v = CC_MID + (CC_MAX - CC_MID) * math.log(t / mid) / math.log(hi / mid)
+    return min(CC_MAX, max(0, round(v)))

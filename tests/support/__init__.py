@@ -1,0 +1,1 @@
+"""Test support: a private JACK server and helpers that drive improv as a player would."""
