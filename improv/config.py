@@ -1,39 +1,4 @@
-"""The control surface: knobs, buttons and keys that play improv instead of notes.
-
-Three parts, all pure except the two file functions:
-
-- `ControlMap.match` reads one raw MIDI message (as python-rtmidi delivers
-  it) and says whether it is a control and what it asks for. It runs in the
-  input path before the note tracker, so everything it returns is computed
-  when the map is built: a match is a few integer operations and a list look-up.
-- `Learner` is armed for one action and turns the next CC moved (or, for a
-  trigger action, the next key struck) into a mapping.
-- `load_config` / `save_config` keep the mappings and a few engine defaults in
-  a TOML file in the user's config directory (`default_config_path()`).
-
-Actions (`Action`) either take a value or are triggers:
-
-==============  ========  =====================================================
-action          takes     value in the `ControlEvent`
-==============  ========  =====================================================
-temperature     CC only   T = sampling.temperature_from_cc(cc, lo, mid, hi):
-                          0 -> 0.1, 64 -> 1.0, 127 -> 3.0 by default, log scale
-reply_length    CC only   notes per reply (int), log scale 0 -> 4, 64 -> 16,
-                          127 -> 64 by default: each doubling of the length
-                          takes the same knob travel
-follow          CC only   cc / 127, from 0.0 to 1.0
-panic           trigger   None: silence everything now
-mode            trigger   None: toggle call / duet
-reset           trigger   None: forget the rolling seed
-pause           trigger   None: toggle listening without replying
-==============  ========  =====================================================
-
-A trigger mapped to a CC fires when the value rises from below 64 to 64 or
-more, so a momentary button sending 127 then 0 fires once (a latching button
-fires on every other press). Mapped to a note, it fires on the note-on. The
-button's release, repeated high values, and the key's note-off and
-polyphonic aftertouch are consumed without firing: `match` returns `CONSUMED`
-(a `ControlEvent` whose action is None), so a control key never sounds.
+"""improv's settings: one frozen dataclass, validated on construction, kept in a TOML file.
 
 The config file (``~/.config/improv/config.toml`` on Linux). Every key is
 optional; a missing file means all defaults. If ``[controls]`` is present it
@@ -72,452 +37,41 @@ from the `Config`: comments are not kept.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import re
 import stat
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from enum import StrEnum
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, TypeAlias
+from typing import Any
+
+import tomli_w
 
 from improv.errors import ConfigError
-from improv.model.sampling import temperature_from_cc
+from improv.live.controls import (
+    CHANNELS,
+    DEFAULT_CONTROLS,
+    Action,
+    Source,
+    SourceKind,
+    SourceLike,
+    action_named,
+    check_controls,
+    check_int,
+    check_reply_bounds,
+    check_temperature_bounds,
+    remap,
+    show_value,
+)
+from improv.live.control_map import ControlMap
 from improv.model.temperature import check_temperature
 
-__all__ = [
-    "CONSUMED",
-    "DEFAULT_CONTROLS",
-    "Action",
-    "Config",
-    "ControlEvent",
-    "ControlMap",
-    "Learned",
-    "Learner",
-    "Source",
-    "check_cc_number",
-    "default_config_path",
-    "follow_from_cc",
-    "format_config",
-    "load_config",
-    "parse_config",
-    "reply_notes_from_cc",
-    "save_config",
-]
+__all__ = ["MAX_SEED_EVENTS", "Config", "default_config_path", "format_config", "load_config", "parse_config", "save_config"]
 
 CONFIG_FILE_NAME = "config.toml"
-
-_CHANNELS = 16
 _DATA_MAX = 127
-_TRIGGER_ON = 64  # a CC trigger is "pressed" from this value up
-_FIRST_MODE_CC = 120  # 120-127 are channel mode messages (all notes off, ...)
-
-_NOTE_OFF = 0x80
-_NOTE_ON = 0x90
-_POLY_AFTERTOUCH = 0xA0
-_CONTROL_CHANGE = 0xB0
-
 _MODES = ("call", "duet")  # as improv.live.engine.MODES, which imports torch
-
-
-# -- checks -----------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer {lo}-{hi}, got {_show(value)}")
-    number = int(value)
-    if not lo <= number <= hi:
-        raise ConfigError(f"{name} must be {lo}-{hi}, got {number}")
-    return number
-
-
-def _float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {_show(value)}")
-    number = float(value)
-    if not 0.0 < number < math.inf:
-        raise ConfigError(f"{name} must be a finite number > 0, got {_show(value)}")
-    return number
-
-
-# -- actions and sources -----------------------------------------------------------
-
-
-class Action(StrEnum):
-    """What a control does; see the table in the module docstring."""
-
-    TEMPERATURE = "temperature"
-    REPLY_LENGTH = "reply_length"
-    FOLLOW = "follow"
-    PANIC = "panic"
-    MODE = "mode"
-    RESET = "reset"
-    PAUSE = "pause"
-
-    @property
-    def continuous(self) -> bool:
-        """True if the action takes a CC's value; False for a trigger (CC or note)."""
-        return self in _CONTINUOUS
-
-
-_CONTINUOUS = frozenset({Action.TEMPERATURE, Action.REPLY_LENGTH, Action.FOLLOW})
-_ACTION_LIST = ", ".join(a.value for a in Action)
-
-
-def _action(value: object) -> Action:
-    try:
-        return Action(value)  # type: ignore[arg-type]  # anything: a ValueError is the answer
-    except ValueError:
-        raise ConfigError(f"unknown action {_show(value)}; valid actions: {_ACTION_LIST}") from None
-
-
-SourceKind: TypeAlias = Literal["cc", "note"]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a control comes from: a CC or a note number 0-127, on one channel
-    (0-15) or on any channel (None)."""
-
-    kind: SourceKind
-    number: int
-    channel: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("cc", "note"):
-            raise ConfigError(f"a control source is 'cc' or 'note', got {_show(self.kind)}")
-        name = "CC number" if self.kind == "cc" else "note number"
-        object.__setattr__(self, "number", _int(self.number, name, 0, _DATA_MAX))
-        if self.channel is not None:
-            object.__setattr__(self, "channel", _int(self.channel, "channel", 0, _CHANNELS - 1))
-
-    @classmethod
-    def cc(cls, number: int, channel: int | None = None) -> Source:
-        return cls("cc", number, channel)
-
-    @classmethod
-    def note(cls, number: int, channel: int | None = None) -> Source:
-        return cls("note", number, channel)
-
-    def overlaps(self, other: Source) -> bool:
-        """Whether some message would come from both sources."""
-        return (
-            self.kind == other.kind
-            and self.number == other.number
-            and (self.channel is None or other.channel is None or self.channel == other.channel)
-        )
-
-    def __str__(self) -> str:
-        where = "any channel" if self.channel is None else f"channel {self.channel + 1}"
-        return f"{'CC' if self.kind == 'cc' else 'note'} {self.number} ({where})"
-
-
-SourceLike: TypeAlias = Source | tuple[str, int] | tuple[str, int, int | None]
-
-
-def _source(value: SourceLike) -> Source:
-    if isinstance(value, Source):
-        return value
-    if isinstance(value, tuple) and len(value) in (2, 3):
-        return Source(*value)
-    raise ConfigError(f"a control source is ('cc' or 'note', number[, channel]), got {_show(value)}")
-
-
-def _check_controls(mappings: Mapping[Any, SourceLike]) -> Mapping[Action, Source]:
-    """Mappings with Action keys and Source values, read-only; ConfigError if unusable."""
-    checked: dict[Action, Source] = {}
-    for key, value in mappings.items():
-        action = _action(key)
-        source = _source(value)
-        if action.continuous and source.kind != "cc":
-            raise ConfigError(f"{action} takes a value, so it needs a CC, not a note")
-        for other_action, other in checked.items():
-            if source.overlaps(other):
-                raise ConfigError(f"{other_action} and {action} both use {source}; give each its own control")
-        checked[action] = source
-    return MappingProxyType(dict(sorted(checked.items(), key=lambda item: _ACTION_ORDER[item[0]])))
-
-
-_ACTION_ORDER = {action: i for i, action in enumerate(Action)}
-
-
-def _remap(mappings: Mapping[Action, Source], action: Action | str, source: SourceLike | None) -> dict[Action, Source]:
-    """`mappings` with `action` on `source` (None: unmapped); other actions on that source lose it."""
-    action = _action(action)
-    new = {a: s for a, s in mappings.items() if a != action}
-    if source is not None:
-        source = _source(source)
-        new = {a: s for a, s in new.items() if not s.overlaps(source)}
-        new[action] = source
-    return new
-
-
-DEFAULT_CONTROLS: Final[Mapping[Action, Source]] = _check_controls({Action.TEMPERATURE: Source.cc(1)})
-"""Without a ``[controls]`` table: the modulation wheel (CC 1, any channel) sets the temperature."""
-
-
-# -- values -----------------------------------------------------------------------
-
-
-def check_cc_number(value: object, name: str = "CC number") -> int:
-    """`value` (an int, or digits as from a command line) as a CC number 0-127.
-
-    `name` is what the message calls it, e.g. ``check_cc_number(args.temp_cc,
-    "--temp-cc")`` raises ``ConfigError("--temp-cc must be 0-127, got 200")``.
-    Call it after argparse, not as its `type=`: argparse would hide the message.
-    """
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
-        value = int(value)
-    return _int(value, name, 0, _DATA_MAX)
-
-
-def _check_temperature_bounds(lo: object, mid: object, hi: object) -> tuple[float, float, float]:
-    bounds = (check_temperature(lo, "temperature_lo"), check_temperature(mid, "temperature_mid"),
-              check_temperature(hi, "temperature_hi"))
-    if not bounds[0] < bounds[1] < bounds[2]:
-        raise ConfigError(
-            f"temperature_lo < temperature_mid < temperature_hi must hold, got {bounds[0]}, {bounds[1]}, {bounds[2]}"
-        )
-    return bounds
-
-
-_REPLY_NOTES_MAX = 1024
-
-
-def _check_reply_bounds(lo: object, hi: object) -> tuple[int, int]:
-    bounds = (_int(lo, "reply_notes_lo", 1, _REPLY_NOTES_MAX), _int(hi, "reply_notes_hi", 1, _REPLY_NOTES_MAX))
-    if bounds[0] > bounds[1]:
-        raise ConfigError(f"reply_notes_lo must be <= reply_notes_hi, got {bounds[0]} and {bounds[1]}")
-    return bounds
-
-
-def reply_notes_from_cc(value: int, lo: int = 4, hi: int = 64) -> int:
-    """CC 0..127 -> notes per reply, log scale: 0 -> lo, 127 -> hi (4, 16, 64 at 0, 64, 127)."""
-    lo, hi = _check_reply_bounds(lo, hi)
-    v = _int(value, "CC value", 0, _DATA_MAX)
-    return min(hi, max(lo, round(lo * math.pow(hi / lo, v / _DATA_MAX))))
-
-
-def follow_from_cc(value: int) -> float:
-    """CC 0..127 -> follow amount 0.0..1.0, linear."""
-    return _int(value, "CC value", 0, _DATA_MAX) / _DATA_MAX
-
-
-# -- matching ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ControlEvent:
-    """What a control message asks for: `action` with its `value` (see `Action`).
-
-    `action` is None only for `CONSUMED`: the message belongs to a control but
-    asks for nothing (a key's note-off, a button's release); drop it.
-    """
-
-    action: Action | None
-    value: float | None = None
-
-
-CONSUMED: Final = ControlEvent(None)
-
-_Trigger: TypeAlias = tuple[ControlEvent, ControlEvent]  # (fired, consumed)
-
-
-class ControlMap:
-    """Which CCs and notes are controls, and `match` to read raw MIDI with them.
-
-    Immutable but for the trigger buttons' up/down state, which `match`
-    keeps; call `match` from one thread (the input path). To change a
-    mapping, build a new map with `with_mapping` and swap it in.
-    """
-
-    __slots__ = (
-        "_mappings",
-        "_temperature_bounds",
-        "_reply_notes_bounds",
-        "_cc_values",
-        "_cc_triggers",
-        "_note_triggers",
-        "_cc_high",
-    )
-
-    def __init__(
-        self,
-        mappings: Mapping[Action, SourceLike] | Mapping[str, SourceLike] | None = None,
-        *,
-        temperature_bounds: tuple[float, float, float] = (0.1, 1.0, 3.0),
-        reply_notes_bounds: tuple[int, int] = (4, 64),
-    ) -> None:
-        """`mappings` None means `DEFAULT_CONTROLS`; `{}` maps nothing."""
-        self._mappings = DEFAULT_CONTROLS if mappings is None else _check_controls(mappings)
-        self._temperature_bounds = _check_temperature_bounds(*temperature_bounds)
-        self._reply_notes_bounds = _check_reply_bounds(*reply_notes_bounds)
-        # One slot per (channel, number): index channel << 7 | number.
-        self._cc_values: list[tuple[ControlEvent, ...] | None] = [None] * (_CHANNELS << 7)
-        self._cc_triggers: list[_Trigger | None] = [None] * (_CHANNELS << 7)
-        self._note_triggers: list[_Trigger | None] = [None] * (_CHANNELS << 7)
-        self._cc_high = bytearray(_CHANNELS << 7)
-        for action, source in self._mappings.items():
-            channels = range(_CHANNELS) if source.channel is None else (source.channel,)
-            slots = [channel << 7 | source.number for channel in channels]
-            if action.continuous:
-                values = tuple(ControlEvent(action, v) for v in self._values(action))
-                for slot in slots:
-                    self._cc_values[slot] = values
-            else:
-                table = self._cc_triggers if source.kind == "cc" else self._note_triggers
-                trigger = (ControlEvent(action), CONSUMED)
-                for slot in slots:
-                    table[slot] = trigger
-
-    def _values(self, action: Action) -> Iterable[float]:
-        """The value of a continuous action for each CC value 0..127."""
-        if action is Action.TEMPERATURE:
-            lo, mid, hi = self._temperature_bounds
-            return (temperature_from_cc(v, lo, mid, hi) for v in range(_DATA_MAX + 1))
-        if action is Action.REPLY_LENGTH:
-            return (reply_notes_from_cc(v, *self._reply_notes_bounds) for v in range(_DATA_MAX + 1))
-        return (follow_from_cc(v) for v in range(_DATA_MAX + 1))
-
-    @property
-    def mappings(self) -> Mapping[Action, Source]:
-        return self._mappings
-
-    @property
-    def temperature_bounds(self) -> tuple[float, float, float]:
-        return self._temperature_bounds
-
-    @property
-    def reply_notes_bounds(self) -> tuple[int, int]:
-        return self._reply_notes_bounds
-
-    def source(self, action: Action | str) -> Source | None:
-        """Where `action` is mapped, or None."""
-        return self._mappings.get(_action(action))
-
-    def with_mapping(self, action: Action | str, source: SourceLike | None) -> ControlMap:
-        """A new map with `action` on `source` (None: unmapped). An action that
-        used that source loses it, as when MIDI learn reassigns a knob."""
-        return ControlMap(
-            _remap(self._mappings, action, source),
-            temperature_bounds=self._temperature_bounds,
-            reply_notes_bounds=self._reply_notes_bounds,
-        )
-
-    def reset(self) -> None:
-        """Forget which CC buttons are held (their next press fires)."""
-        self._cc_high[:] = bytes(len(self._cc_high))
-
-    def match(self, data: Sequence[int]) -> ControlEvent | None:
-        """One raw MIDI message -> the control it is, or None if it is not one.
-
-        None means: not a control, pass it on to the note tracker. That
-        includes anything that is not a single complete 3-byte channel message
-        (clock, sysex, program change, garbage, ints outside 0-255); this
-        never raises for a sequence of ints. `CONSUMED` means: a control's
-        release, drop it. Otherwise the event to apply.
-        """
-        if len(data) != 3:
-            return None
-        status, number, value = data
-        if not (0x80 <= status < 0xF0 and 0 <= number <= _DATA_MAX and 0 <= value <= _DATA_MAX):
-            return None
-        slot = (status & 0x0F) << 7 | number
-        kind = status & 0xF0
-        if kind == _CONTROL_CHANGE:
-            values = self._cc_values[slot]
-            if values is not None:
-                return values[value]
-            trigger = self._cc_triggers[slot]
-            if trigger is None:
-                return None
-            high = value >= _TRIGGER_ON
-            was_high = self._cc_high[slot]
-            self._cc_high[slot] = high
-            return trigger[0] if high and not was_high else trigger[1]
-        if kind == _NOTE_ON or kind == _NOTE_OFF or kind == _POLY_AFTERTOUCH:
-            trigger = self._note_triggers[slot]
-            if trigger is None:
-                return None
-            return trigger[0] if kind == _NOTE_ON and value else trigger[1]
-        return None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ControlMap):
-            return NotImplemented
-        return (self._mappings, self._temperature_bounds, self._reply_notes_bounds) == (
-            other._mappings,
-            other._temperature_bounds,
-            other._reply_notes_bounds,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        mapped = ", ".join(f"{action}: {source}" for action, source in self._mappings.items())
-        return f"ControlMap({{{mapped}}})"
-
-
-# -- MIDI learn -------------------------------------------------------------------
-
-
-class Learned(NamedTuple):
-    """A mapping found by `Learner`: apply with `with_mapping(*learned)`."""
-
-    action: Action
-    source: Source
-
-    def __str__(self) -> str:
-        return f"{self.action} on {self.source}"
-
-
-class Learner:
-    """Armed for one action: the next control the player moves becomes its source.
-
-    Feed it every raw message while it is armed. Any CC message counts (one
-    move of a knob sends one), except channel mode messages (CC 120-127,
-    which devices send on their own, e.g. all notes off at transport stop). For
-    a trigger action a note-on counts too; for a continuous one notes are
-    ignored. Clock, sysex and anything else are ignored. The learned source
-    is on any channel unless `keep_channel`. One use: after it has learned,
-    `feed` returns None.
-    """
-
-    __slots__ = ("action", "keep_channel", "learned")
-
-    def __init__(self, action: Action | str, *, keep_channel: bool = False) -> None:
-        self.action = _action(action)
-        self.keep_channel = keep_channel
-        self.learned: Learned | None = None
-
-    def feed(self, data: Sequence[int]) -> Learned | None:
-        """The mapping if `data` (one raw MIDI message) teaches one, else None; never raises."""
-        if self.learned is not None or len(data) != 3:
-            return None
-        status, number, value = data
-        if not (0x80 <= status < 0xF0 and 0 <= number <= _DATA_MAX and 0 <= value <= _DATA_MAX):
-            return None
-        kind = status & 0xF0
-        if kind == _CONTROL_CHANGE and number < _FIRST_MODE_CC:
-            source_kind: SourceKind = "cc"
-        elif kind == _NOTE_ON and value and not self.action.continuous:
-            source_kind = "note"
-        else:
-            return None
-        channel = status & 0x0F if self.keep_channel else None
-        self.learned = Learned(self.action, Source(source_kind, number, channel))
-        return self.learned
 
 
 # -- config -----------------------------------------------------------------------
@@ -551,29 +105,29 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
-            raise ConfigError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {_show(self.mode)}")
+            raise ConfigError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {show_value(self.mode)}")
         set_ = object.__setattr__
-        set_(self, "gap_ms", _int(self.gap_ms, "gap_ms", 1, 60_000))
-        lo, mid, hi = _check_temperature_bounds(self.temperature_lo, self.temperature_mid, self.temperature_hi)
+        set_(self, "gap_ms", check_int(self.gap_ms, "gap_ms", 1, 60_000))
+        lo, mid, hi = check_temperature_bounds(self.temperature_lo, self.temperature_mid, self.temperature_hi)
         set_(self, "temperature_lo", lo)
         set_(self, "temperature_mid", mid)
         set_(self, "temperature_hi", hi)
         set_(self, "temperature", check_temperature(self.temperature))
-        notes_lo, notes_hi = _check_reply_bounds(self.reply_notes_lo, self.reply_notes_hi)
+        notes_lo, notes_hi = check_reply_bounds(self.reply_notes_lo, self.reply_notes_hi)
         set_(self, "reply_notes_lo", notes_lo)
         set_(self, "reply_notes_hi", notes_hi)
-        set_(self, "reply_notes", _int(self.reply_notes, "reply_notes", notes_lo, notes_hi))
-        set_(self, "seed_events", _int(self.seed_events, "seed_events", 1, MAX_SEED_EVENTS))
-        margin = _int(self.register_margin, "register_margin", 0, 127)
+        set_(self, "reply_notes", check_int(self.reply_notes, "reply_notes", notes_lo, notes_hi))
+        set_(self, "seed_events", check_int(self.seed_events, "seed_events", 1, MAX_SEED_EVENTS))
+        margin = check_int(self.register_margin, "register_margin", 0, 127)
         if 0 < margin < 6:
             raise ConfigError(f"register_margin must be 0 (off) or 6-127, got {margin}")
         set_(self, "register_margin", margin)
-        set_(self, "chord_margin", _int(self.chord_margin, "chord_margin", 0, 127))
+        set_(self, "chord_margin", check_int(self.chord_margin, "chord_margin", 0, 127))
         if not isinstance(self.soundfont, str):
-            raise ConfigError(f"soundfont must be a file path in quotes, got {_show(self.soundfont)}")
+            raise ConfigError(f"soundfont must be a file path in quotes, got {show_value(self.soundfont)}")
         if not isinstance(self.controls, Mapping):
-            raise ConfigError(f"controls must be a table of action = source, got {_show(self.controls)}")
-        set_(self, "controls", _check_controls(self.controls))
+            raise ConfigError(f"controls must be a table of action = source, got {show_value(self.controls)}")
+        set_(self, "controls", check_controls(self.controls))
 
     def control_map(self) -> ControlMap:
         """A `ControlMap` with these mappings and knob ranges."""
@@ -585,7 +139,7 @@ class Config:
 
     def with_mapping(self, action: Action | str, source: SourceLike | None) -> Config:
         """A copy with `action` on `source` (None: unmapped), as `ControlMap.with_mapping`."""
-        return replace(self, controls=_remap(self.controls, action, source))
+        return replace(self, controls=remap(self.controls, action, source))
 
     def copy(self, **overrides: Any) -> Config:
         """A copy with some fields changed (validated again)."""
@@ -608,7 +162,7 @@ def _one_line(text: str) -> str:
 
 def _source_from_toml(action: Action, value: object) -> Source:
     if not isinstance(value, dict):
-        raise ConfigError(f"controls.{action} must be a table like {{ cc = 1 }}, got {_show(value)}")
+        raise ConfigError(f"controls.{action} must be a table like {{ cc = 1 }}, got {show_value(value)}")
     unknown = sorted(set(value) - {"cc", "note", "channel"})
     if unknown:
         raise ConfigError(f"controls.{action} has unknown key {unknown[0]!r}; use cc or note, and channel")
@@ -616,10 +170,10 @@ def _source_from_toml(action: Action, value: object) -> Source:
     if len(kinds) != 1:
         raise ConfigError(f"controls.{action} needs exactly one of cc or note, e.g. {{ cc = 1 }}")
     kind: SourceKind = "cc" if kinds[0] == "cc" else "note"
-    number = _int(value[kind], f"controls.{action}.{kind}", 0, _DATA_MAX)
+    number = check_int(value[kind], f"controls.{action}.{kind}", 0, _DATA_MAX)
     channel = None
     if "channel" in value:
-        channel = _int(value["channel"], f"controls.{action}.channel", 1, _CHANNELS) - 1
+        channel = check_int(value["channel"], f"controls.{action}.channel", 1, CHANNELS) - 1
     return Source(kind, number, channel)
 
 
@@ -629,7 +183,7 @@ def _config_from_data(data: dict[str, Any]) -> Config:
         raise ConfigError(f"unknown key or table {unknown[0]!r}; the tables are [engine] and [controls]")
     engine = data.get("engine", {})
     if not isinstance(engine, dict):
-        raise ConfigError(f"engine must be a table, got {_show(engine)}")
+        raise ConfigError(f"engine must be a table, got {show_value(engine)}")
     unknown = sorted(set(engine) - set(_ENGINE_KEYS))
     if unknown:
         raise ConfigError(f"unknown key engine.{unknown[0]}; valid keys: {', '.join(_ENGINE_KEYS)}")
@@ -637,10 +191,10 @@ def _config_from_data(data: dict[str, Any]) -> Config:
         return Config(**engine)
     controls = data["controls"]
     if not isinstance(controls, dict):
-        raise ConfigError(f"controls must be a table, got {_show(controls)}")
+        raise ConfigError(f"controls must be a table, got {show_value(controls)}")
     sources = {}
     for key, value in controls.items():
-        action = _action(key)
+        action = action_named(key)
         sources[action] = _source_from_toml(action, value)
     return Config(**engine, controls=sources)
 
@@ -675,54 +229,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(raw, path)
 
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-_TomlScalar: TypeAlias = str | int | float | bool
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
-
-
-def _toml_string(text: str) -> str:
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char < " " or char == "\x7f":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(value: _TomlScalar | Mapping[str, _TomlScalar]) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write {value} to a config file")
-        return repr(value)  # shortest round-trip form; always has '.' or 'e'
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return f"{{ {items} }}" if items else "{}"
-    raise TypeError(f"cannot write {type(value).__name__} to a config file")
-
-
-def _toml_document(tables: Mapping[str, Mapping[str, _TomlScalar | Mapping[str, _TomlScalar]]]) -> str:
-    """TOML for tables of scalars and inline tables of scalars: all this module writes."""
-    parts = []
-    for name, table in tables.items():
-        lines = [f"[{_toml_key(name)}]"]
-        lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in table.items())
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
-
-
 def format_config(config: Config) -> str:
     """`config` as the TOML text `save_config` writes; `parse_config` reads it back equal."""
     engine = {name: getattr(config, name) for name in _ENGINE_KEYS}
@@ -733,7 +239,7 @@ def format_config(config: Config) -> str:
             entry["channel"] = source.channel + 1
         controls[action.value] = entry
     header = "# improv settings, rewritten by improv (comments are not kept); format: pydoc improv.config\n\n"
-    return header + _toml_document({"engine": engine, "controls": controls})
+    return header + tomli_w.dumps({"engine": engine, "controls": controls})
 
 
 def save_config(config: Config, path: str | os.PathLike[str] | None = None) -> Path:

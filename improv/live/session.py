@@ -23,7 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, TypeVar
 
-from improv import config as controls_mod
+from improv import config as config_mod
+from improv.live import controls as controls_mod
+from improv.live.control_map import ControlMap
 from improv.live.clock import QUANTIZE, REPLY_ON, parse_quantize
 from improv.live.engine import (
     PLAYER_TAGS,
@@ -116,7 +118,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                    help="headless: save the session (tracks player and improv) as a MIDI file in DIR on exit")
 
 
-def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> EngineSettings:
+def settings_from(args: argparse.Namespace, config: config_mod.Config) -> EngineSettings:
     """Command line over config file over defaults."""
     from improv.model import sampling
     from improv.model.temperature import check_temperature
@@ -132,8 +134,8 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
     margin = args.register_margin if args.register_margin is not None else config.register_margin
     chord_margin = args.chord_margin if args.chord_margin is not None else config.chord_margin
     seed_events = args.seed_events if args.seed_events is not None else config.seed_events
-    if not 1 <= seed_events <= controls_mod.MAX_SEED_EVENTS:
-        raise ConfigError(f"--seed-events must be 1-{controls_mod.MAX_SEED_EVENTS}, got {seed_events}")
+    if not 1 <= seed_events <= config_mod.MAX_SEED_EVENTS:
+        raise ConfigError(f"--seed-events must be 1-{config_mod.MAX_SEED_EVENTS}, got {seed_events}")
     if args.reply_seconds is not None and not args.reply_seconds > 0:
         raise ConfigError(f"--reply-seconds must be > 0, got {args.reply_seconds}")
     temperature = check_temperature(args.temperature if args.temperature is not None else config.temperature)
@@ -168,7 +170,7 @@ def settings_from(args: argparse.Namespace, config: controls_mod.Config) -> Engi
         raise ConfigError(f"--{error}") from None
 
 
-def control_map_from(args: argparse.Namespace, config: controls_mod.Config) -> controls_mod.ControlMap:
+def control_map_from(args: argparse.Namespace, config: config_mod.Config) -> ControlMap:
     mapping = config.control_map()
     if getattr(args, "temp_cc", None) is not None:
         number = controls_mod.check_cc_number(args.temp_cc, "--temp-cc")
@@ -199,7 +201,7 @@ class LiveSession:
         # 1.9 -> 1.6 ms per note with one thread instead of two.
         torch.set_num_threads(1)
         self.config_path = args.config
-        self.config = controls_mod.load_config(args.config)
+        self.config = config_mod.load_config(args.config)
         settings = settings_from(args, self.config)
         self.control_map = control_map_from(args, self.config)
         model = resolve_model(args.model)
@@ -354,7 +356,7 @@ class LiveSession:
         """Apply a MIDI-learned mapping and keep it in the config file (never from the engine thread)."""
         self.control_map = self.control_map.with_mapping(*learned)
         self.config = self.config.with_mapping(*learned)  # the file keeps its own mappings, not command-line overrides
-        return controls_mod.save_config(self.config, self.config_path)
+        return config_mod.save_config(self.config, self.config_path)
 
     def silence(self) -> None:
         """Stop the engine: every note off, on the output and the synth. The ports stay open. Safe to call again."""

@@ -31,7 +31,8 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from improv.live.clock import Transport
-from improv.config import Action, ControlMap, Learned, Learner
+from improv.live.control_map import ControlMap
+from improv.live.controls import Action, Learned, Learner
 from improv.live.engine import (
     Crashed,
     Engine,
