@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from improv import __version__
-from improv.live import session as live
+from improv.cli import play
 from improv.cli import models as models_cli
 from improv.cli import ports as ports_cli
 from improv.cli import render as render_cli
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A real-time MIDI improvisation instrument: play a phrase, an LSTM answers.",
     )
     parser.add_argument("--version", action="version", version=f"improv {__version__}")
-    live.add_live_arguments(parser)
+    play.add_live_arguments(parser)
     parser.set_defaults(handler=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     training_cli.add_parser(subparsers)
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.add_evaluate_parser(subparsers)
     ports_cli.add_parser(subparsers)
     render_cli.add_parser(subparsers)
-    live.add_learn_parser(subparsers)
+    play.add_learn_parser(subparsers)
     return parser
 
 
@@ -46,7 +46,7 @@ def _run_tui(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler = args.handler or (live.run_headless if args.headless else _run_tui)
+    handler: Handler = args.handler or (play.run_headless if args.headless else _run_tui)
     try:
         return handler(args)
     except ImprovError as error:
