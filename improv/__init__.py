@@ -15,6 +15,17 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+
+
+def __getattr__(name: str) -> object:
+    """`improv.render_file` on first use: it loads FluidSynth, which nothing else at the top needs."""
+    if name == "render_file":
+        from improv.sound.synth import render_file
+
+        return render_file
+    raise AttributeError(f"module 'improv' has no attribute {name!r}")
+
+
 __all__ = [
     "Event",
     "ImprovError",
@@ -26,5 +37,6 @@ __all__ = [
     "notes_to_events",
     "read_midi",
     "read_midi_tracks",
+    "render_file",
     "write_midi",
 ]

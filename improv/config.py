@@ -49,7 +49,7 @@ from typing import Any
 import tomli_w
 
 from improv.errors import ConfigError
-from improv.live.controls import (
+from improv.controls.actions import (
     CHANNELS,
     DEFAULT_CONTROLS,
     Action,
@@ -64,7 +64,7 @@ from improv.live.controls import (
     remap,
     show_value,
 )
-from improv.live.control_map import ControlMap
+from improv.controls.control_map import ControlMap
 from improv.model.temperature import check_temperature
 
 __all__ = ["MAX_SEED_EVENTS", "Config", "default_config_path", "format_config", "load_config", "parse_config", "save_config"]

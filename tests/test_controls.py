@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import improv.config as config_module
 from improv.config import Config, default_config_path, format_config, load_config, parse_config, save_config
-from improv.live.control_map import CONSUMED, ControlEvent, ControlMap
-from improv.live.controls import (
+from improv.controls.control_map import CONSUMED, ControlEvent, ControlMap
+from improv.controls.actions import (
     DEFAULT_CONTROLS,
     Action,
     Learned,

@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 
 from improv.config import load_config, save_config
-from improv.live.control_map import ControlMap
-from improv.live.controls import Action, Learned, Source
+from improv.controls.control_map import ControlMap
+from improv.controls.actions import Action, Learned, Source
 from improv.live.engine import Engine, EngineSettings, NotePlayed, PlayerNoteOn, ReplyDone, StateChanged
 from improv.errors import PortError
 from improv.model.rolling_seed import estimate_key

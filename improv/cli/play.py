@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from improv.live import controls as controls_mod
+from improv.controls import actions as controls_mod
 from improv.live.clock import QUANTIZE, REPLY_ON
 from improv.live.engine import (
     SYNC_MODES,

@@ -22,8 +22,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from improv import config as config_mod
-from improv.live import controls as controls_mod
-from improv.live.control_map import ControlMap
+from improv.controls import actions as controls_mod
+from improv.controls.control_map import ControlMap
 from improv.live.clock import parse_quantize
 from improv.live.engine import (
     PLAYER_TAGS,

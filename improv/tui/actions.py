@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 
-from improv.live.controls import Action, Learner
+from improv.controls.actions import Action, Learner
 from improv.errors import ImprovError
 from improv.live.recording import IMPROV
 from improv.tui.computer_piano import NOTE_S, VELOCITY

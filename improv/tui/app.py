@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from improv.live.clock import Transport
-from improv.live.controls import Action, Learned
+from improv.controls.actions import Action, Learned
 from improv.live.engine import (
     Crashed,
     LearnedControl,

@@ -7,7 +7,7 @@ import statistics
 from collections import deque
 
 from improv.model import sampling
-from improv.live.controls import Source
+from improv.controls.actions import Source
 
 KEEP_REPLIES = 200  # latency statistics cover this many recent answers
 

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from improv.live.controls import Action
+from improv.controls.actions import Action
 from improv.errors import ImprovError
 from improv.tui.keys import KEY_COMMANDS
 from improv.tui.computer_piano import NOTE_S

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
-from improv.live.control_map import ControlMap
-from improv.live.controls import Learned
+from improv.controls.control_map import ControlMap
+from improv.controls.actions import Learned
 from improv.live.engine import (
     Engine,
 )

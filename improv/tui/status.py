@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from improv.live.controls import Action
+from improv.controls.actions import Action
 from improv.tui.keys import KEY_BAR, PIANO_BAR
 from improv.tui.readouts import (
     gauge,

@@ -6,6 +6,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,8 +95,8 @@ class ImprovProcess:
     def __init__(self, server: JackServer, *args: str) -> None:
         env = server.env()
         env["PYTHONUNBUFFERED"] = "1"
-        home = tempfile.mkdtemp(prefix="improv-home-")  # not the user's own config and sessions
-        env["XDG_CONFIG_HOME"], env["XDG_DATA_HOME"] = f"{home}/config", f"{home}/data"
+        self.home = tempfile.mkdtemp(prefix="improv-home-")  # not the user's own config and sessions; removed by close
+        env["XDG_CONFIG_HOME"], env["XDG_DATA_HOME"] = f"{self.home}/config", f"{self.home}/data"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "improv", "--headless", "--api", "jack", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -141,6 +142,7 @@ class ImprovProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 `ControlMap.match` runs in the input path before the note tracker, so everything it returns is computed
 when the map is built: a match is a few integer operations and a list look-up. The vocabulary (actions,
-sources, knob curves) is in `improv.live.controls`.
+sources, knob curves) is in `improv.controls.actions`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from improv.live.controls import (
+from improv.controls.actions import (
     _DATA_MAX,
     _TRIGGER_ON,
     CHANNELS,
