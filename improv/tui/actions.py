@@ -50,6 +50,7 @@ class KeyActions:
         session = self.session
         if session.synth is not None:
             session.stop_synth()
+            self._show_ports()
             self.say("synth off: improv sounds only on its MIDI output")
             return
         try:
@@ -57,6 +58,7 @@ class KeyActions:
         except ImprovError as error:
             self.say(f"no synth: {error}", error=True)
             return
+        self._show_ports()
         self.say(f"synth on: {description}")
 
     def action_follow(self, step: float) -> None:

@@ -91,6 +91,7 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
         close_session: bool = True,
         handle_signals: bool = False,
         poll_hz: float = POLL_HZ,
+        piano: bool = False,
     ) -> None:
         super().__init__()
         self.session = session
@@ -121,6 +122,7 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
         self.set_reactive(ImprovApp.paused, engine.paused)
         self.set_reactive(ImprovApp.key, engine.constraints.key)
         self.set_reactive(ImprovApp.follow, engine.follow)
+        self._piano_at_start = piano  # no MIDI at all: the letters play from the start
 
     # -- layout ------------------------------------------------------------------------
 
@@ -143,6 +145,8 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
                     loop.add_signal_handler(getattr(signal, name), self.release_and_exit, 128 + getattr(signal, name))
         self._show_state()
         self._show_keys()
+        if self._piano_at_start:
+            self.piano_on = True
         text, error = self._startup_hint()
         self.say(text, error)
         self._hint = None if error else text  # cleared when the player's first note shows it was heard

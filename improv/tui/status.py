@@ -38,6 +38,11 @@ class StatusLines:
     """Part of `ImprovApp`: how the lines at the top and the status line are drawn from what it knows."""
 
     def _startup_hint(self) -> tuple[str, bool]:
+        if self.session.problems and self.session.problems[0].startswith("no MIDI ports ("):
+            hint, *others = self.session.problems  # no MIDI at all: the piano and the synth play instead
+            if self.session.synth is not None:
+                others.insert(0, "letters play the synth")
+            return " · ".join([hint, *others]), self.session.synth is None
         ports = [p for p in self.session.problems if p.startswith("no MIDI")]
         others = [p for p in self.session.problems if not p.startswith("no MIDI")]
         if ports or others:
@@ -67,6 +72,8 @@ class StatusLines:
         pieces = []
         for label, port in (("in", self.session.input), ("out", self.session.output)):
             description = port.description if port is not None else "none (press p)"
+            if port is None and label == "out" and self.session.synth is not None:
+                description = "built-in synth (p: a MIDI port)"
             pieces.append(Text.assemble((label, "bold"), " ", description))
         self._ports.set_pieces(pieces)
 
