@@ -152,10 +152,10 @@ def measure_replies(model: Path | None, phrases: int, follow: float = 0.0) -> di
                 ons = [m for m in got if m.data[0] & 0xF0 == 0x90 and m.data[2] > 0]
                 first_reply.append(ons[echoed].time_s - released - GAP_MS / 1000)
                 deadline = time.monotonic() + 10
-                while session.engine.scheduler.busy("reply") and time.monotonic() < deadline:
+                while session.engine.output.busy("reply") and time.monotonic() < deadline:
                     time.sleep(0.02)
                 time.sleep(0.05)
-            late = list(session.engine.scheduler.late_s)
+            late = list(session.engine.output.late_s)
             flood = flood_test(session, keys, recorder)
     return {"first_reply_s": first_reply, "late_s": late, **flood}
 

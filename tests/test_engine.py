@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from improv.live.engine import Engine, EngineSettings, Message, ReplyDone, StateChanged, snap_to_pulse
-from improv.live.output import Scheduler
+from improv.live.output import Output as Scheduler
+from improv.live.protocol import PlayKey
 
 
 class Port:
@@ -115,7 +116,7 @@ def test_the_opening_is_sampled_before_the_gap_ends_and_sounds_the_moment_it_doe
     play(engine, clock, PHRASE)
     gap_end = clock.now + 0.3
     run_until(engine, clock, gap_end - 0.01)
-    assert engine.scheduler.pending("reply") >= 1 and port.note_ons() == []  # ready, and silent
+    assert engine.output.pending("reply") >= 1 and port.note_ons() == []  # ready, and silent
     clock.now = gap_end
     engine.process(gap_end)
     assert port.note_ons()[0][0] == gap_end  # on the fake clock: exactly when the gap ends
@@ -143,7 +144,7 @@ def test_a_command_in_the_early_window_applies_to_the_whole_answer(tiny_model) -
     play(engine, clock, PHRASE)
     gap_end = clock.now + 0.3
     run_until(engine, clock, gap_end - 0.01)
-    assert engine.scheduler.pending("reply") >= 1
+    assert engine.output.pending("reply") >= 1
     engine.command("key_lock", (1, "major"))
     run_until(engine, clock, gap_end + 10.0)
     db_major = {1, 3, 5, 6, 8, 10, 0}
@@ -204,7 +205,7 @@ def test_playing_on_in_the_last_moments_of_the_gap_takes_the_early_answer_back(t
     # nothing was begun early (the model's state and the random draws were taken back).
     assert early == late and len(early_done) == len(late_done) == 1
     assert [e.pitches for e in early_done] == [e.pitches for e in late_done]
-    assert not early_done[0].interrupted and engine.scheduler.sounding() == 0
+    assert not early_done[0].interrupted and engine.output.sounding() == 0
 
 
 def test_duet_plays_along_while_the_player_plays_then_winds_down(tiny_model) -> None:
@@ -219,8 +220,8 @@ def test_duet_plays_along_while_the_player_plays_then_winds_down(tiny_model) -> 
     run_until(engine, clock, last_off + 10.0)
     after = [(t, p) for t, p in port.note_ons() if t >= last_off]
     assert after and len(after) <= 6 + 1  # after the gap it finishes with a normal answer's length (plus one ahead)
-    assert port.balance() == Counter() and engine.scheduler.sounding() == 0
-    assert engine._reply is None  # and then it is quiet until the player plays again
+    assert port.balance() == Counter() and engine.output.sounding() == 0
+    assert engine.answer.reply is None  # and then it is quiet until the player plays again
 
 
 def test_panic_command_silences_everything_and_sends_cc123(tiny_model) -> None:
@@ -292,7 +293,9 @@ def test_a_computer_piano_key_sounds_is_the_players_and_its_echo_is_ignored(tiny
     assert port.sent[-1][1] == (0x80, 61, 0) and engine.tracker.keys_down == 0
     assert not any(isinstance(e, StateChanged) for e in events(engine))  # a key is a note, not a change of state
     with pytest.raises(ValueError):
-        engine._handle_command("key", (128, 100), clock.now)
+        PlayKey(128, 100)
+    engine.key(128, 100)  # from a front end: said, not raised
+    assert [e.text for e in events(engine)] == ["key: no such key: pitch 128, velocity 100"]
 
 
 def test_malformed_messages_are_ignored(tiny_model) -> None:

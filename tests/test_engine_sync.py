@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from test_engine import Clock, Port, run_until
 
-from improv.live.clock import CLOCK, CONTINUE, START, STOP, pulse_seconds
+from improv.live.clock import pulse_seconds
+from improv.midi.status import CLOCK, CONTINUE, START, STOP
 from improv.live.engine import Engine, EngineSettings, TransportChanged
 
 

@@ -44,9 +44,9 @@ def test_the_player_and_the_answer_sound_and_panic_silences(jack_server, tiny_mo
         keys.send(0x80, 60, 0)
         keys.phrase([62, 64, 65], step_s=0.15, hold_s=0.1)
         deadline = time.monotonic() + 5
-        while session.engine.scheduler.sounding("reply") == 0 and time.monotonic() < deadline:
+        while session.engine.output.sounding("reply") == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert session.engine.scheduler.sounding("reply") > 0  # the answer is playing ...
+        assert session.engine.output.sounding("reply") > 0  # the answer is playing ...
         assert rms(listen(synth, 0.2)) > LOUD  # ... and heard
         session.engine.command("panic")
         time.sleep(0.05)

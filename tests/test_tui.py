@@ -96,7 +96,7 @@ class FakeSession:
         if self.soundfont is None:
             raise SynthError("no SoundFont found; install one: sudo apt install fluid-soundfont-gm")
         self.synth = Synth(self.soundfont, audio_driver="memory")
-        self.engine.scheduler.tap = lambda tag, data: self.synth and self.synth.send(data)
+        self.engine.output.tap = lambda tag, data: self.synth and self.synth.send(data)
         return f"{self.soundfont.name} via memory"
 
     def stop_synth(self) -> None:
@@ -476,7 +476,7 @@ async def test_escape_and_bang_send_all_notes_off_at_once(make_session, tmp_path
         await pilot.press(key)
         assert session.all_notes_off_sent() >= 1  # sent from the key press itself, not later
         assert "panic" in app.status_text
-        await wait_until(pilot, lambda: session.balance() == Counter() and not session.engine.scheduler.busy("reply"),
+        await wait_until(pilot, lambda: session.balance() == Counter() and not session.engine.output.busy("reply"),
                          what="the answer stopped")
         count = len(session.note_ons())
         await pilot.pause(0.3)
@@ -667,7 +667,7 @@ async def test_the_port_picker_switches_real_jack_ports_while_playing(jack_serve
             await wait_until(pilot, lambda: note_ons_of(synth.messages), what="the answer on the new output")
             await wait_until(pilot, lambda: {n.who for n in app.recording.notes} == {PLAYER, IMPROV})
             await pilot.press("space")  # nothing more to send while the clients close
-            await wait_until(pilot, lambda: session.engine.scheduler.sounding() == 0 and app.paused)
+            await wait_until(pilot, lambda: session.engine.output.sounding() == 0 and app.paused)
         await pilot.press("q")
     assert session.engine.failed is None
     assert [n.pitch for n in app.recording.notes if n.who == PLAYER] == PHRASE[:4]

@@ -17,12 +17,9 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from improv.midi.status import CLOCK, CONTINUE, SONG_POSITION, START, STOP
+
 PULSES_PER_QUARTER = 24
-CLOCK = 0xF8
-START = 0xFA
-CONTINUE = 0xFB
-STOP = 0xFC
-SONG_POSITION = 0xF2
 PULSES_PER_SPP_UNIT = 6  # a Song Position Pointer counts sixteenth notes
 
 FIT_PULSES = 96  # four beats of pulses in the tempo fit (a tempo change restarts it)
@@ -227,6 +224,9 @@ class ClockMaster(Grid):
 
     def running_at(self, now: float) -> bool:
         return self.playing
+
+    def transport(self, now: float, master: bool = True) -> Transport:
+        return super().transport(now, master)
 
     def due(self, now: float) -> int:
         """How many pulses are due by `now` (and count them as sent)."""

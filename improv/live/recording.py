@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from improv.live.engine import NotePlayed, PlayerNoteOn, ReplyDone
+from improv.live.protocol import NotePlayed, PlayerNoteOn, ReplyDone
 from improv.music.events import Note
 from improv.midi.files import write_midi
 
