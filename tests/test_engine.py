@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
 
 from improv.live.engine import Engine, EngineSettings, Message, ReplyDone, StateChanged, snap_to_pulse
-from improv.live.output import Output as Scheduler
 from improv.live.protocol import PlayKey
+from test_output import restrikes
 
 
 class Port:
@@ -307,39 +308,6 @@ def test_malformed_messages_are_ignored(tiny_model) -> None:
     assert engine.failed is None
 
 
-def test_scheduler_ends_a_sounding_key_before_striking_it_again() -> None:
-    sent: list[tuple[int, ...]] = []
-    scheduler = Scheduler(lambda d: sent.append(tuple(d)))
-    scheduler.note(0.0, 1.0, 60, 100)
-    scheduler.note(0.5, 1.0, 60, 90)
-    scheduler.run_due(0.0)
-    scheduler.run_due(0.5)
-    assert sent == [(0x90, 60, 100), (0x80, 60, 0), (0x90, 60, 90)]
-    scheduler.run_due(1.0)  # the first note's off must not cut the second
-    assert sent[-1] == (0x90, 60, 90)
-    scheduler.run_due(1.5)
-    assert sent[-1] == (0x80, 60, 0)
-
-
-def test_scheduler_watchdog_ends_notes_held_too_long() -> None:
-    sent: list[tuple[int, ...]] = []
-    scheduler = Scheduler(lambda d: sent.append(tuple(d)), max_hold_s=2.0)
-    scheduler.note(0.0, 100.0, 64, 100)
-    scheduler.run_due(0.0)
-    scheduler.run_due(2.5)
-    assert sent == [(0x90, 64, 100), (0x80, 64, 0)]
-
-
-def test_send_errors_do_not_stop_the_scheduler() -> None:
-    def broken(data) -> None:
-        raise OSError("port gone")
-
-    scheduler = Scheduler(broken)
-    scheduler.note(0.0, 0.1, 60, 100)
-    scheduler.run_due(1.0)
-    assert scheduler.send_errors == 2 and scheduler.sounding() == 0
-
-
 @pytest.mark.parametrize(
     "step,pulse,expected",
     [
@@ -355,3 +323,24 @@ def test_send_errors_do_not_stop_the_scheduler() -> None:
 )
 def test_snap_to_pulse(step: float, pulse: float | None, expected: float) -> None:
     assert snap_to_pulse(step, pulse) == pytest.approx(expected)
+
+
+def test_duet_with_thru_never_strikes_a_sounding_key(tiny_model) -> None:
+    """The player's notes (thru, re-struck keys among them), the computer keyboard and a duet's answers
+    share one output: no note-on for a key already sounding, nothing left sounding after stop."""
+    engine, port, clock = make(tiny_model, mode="duet", thru=True, gap_s=0.3, reply_notes=8, max_polyphony=3)
+    rng = random.Random(5)
+    notes, t = [], 0.0
+    for _ in range(80):
+        notes.append((t, rng.choice((0.05, 0.2, 0.6)), rng.randrange(58, 66), rng.randrange(40, 110)))
+        t += rng.choice((0.0, 0.1, 0.25))
+    play(engine, clock, notes)
+    for pitch in (60, 62, 60):
+        engine.key(pitch, 90)
+        run_until(engine, clock, clock.now + 0.1)
+        engine.key(pitch, 0)
+    run_until(engine, clock, clock.now + 3.0)
+    engine.stop()
+    sent = [d for _, d in port.sent]
+    assert sum(1 for d in sent if d[0] & 0xF0 == 0x90 and d[2] > 0) > len(notes)  # the answers played too
+    assert restrikes(sent) == [] and port.balance() == Counter()

@@ -96,7 +96,7 @@ class FakeSession:
         if self.soundfont is None:
             raise SynthError("no SoundFont found; install one: sudo apt install fluid-soundfont-gm")
         self.synth = Synth(self.soundfont, audio_driver="memory")
-        self.engine.output.tap = lambda tag, data: self.synth and self.synth.send(data)
+        self.engine.set_tap(lambda tag, data: self.synth and self.synth.send(data))
         return f"{self.soundfont.name} via memory"
 
     def stop_synth(self) -> None:

@@ -186,11 +186,11 @@ class LiveSession:
                                improv_program=getattr(args, "improv_program", 4),
                                audio_driver=getattr(args, "audio_driver", None),
                                buffer_frames=getattr(args, "audio_buffer", 512))
-            self.engine.scheduler.tap = self._to_synth  # only while there is a synth: no call per message otherwise
+            self.engine.set_tap(self._to_synth)  # only while there is a synth: no call per message otherwise
         return self.synth_description
 
     def stop_synth(self) -> None:
-        self.engine.scheduler.tap = None
+        self.engine.set_tap(None)
         synth, self.synth = self.synth, None
         if synth is not None:
             synth.close()  # silences first
@@ -228,7 +228,7 @@ class LiveSession:
         self.messages.put(message)
         output = self.output
         if output is not None and message.startswith("output") and message.endswith("reconnected"):
-            for channel in self.engine.scheduler.channels():  # on that port only, not the built-in synth
+            for channel in self.engine.channels():  # on that port only, not the built-in synth
                 output.send((0xB0 | channel, ALL_NOTES_OFF, 0))
 
     def _ports(self) -> list[Watchable]:
@@ -274,7 +274,7 @@ class LiveSession:
         and closed. Raises PortError (and keeps the old output) if the new one cannot open."""
         api = self.api if api is None else api
         new = open_output(spec, api)
-        self.engine.scheduler.panic()
+        self.engine.silence()
         with self._lock:
             old, self.output = self.output, new
             self.api = api
@@ -374,7 +374,7 @@ def install_exit_handlers(session: LiveSession) -> None:
     previous = threading.excepthook
 
     def on_thread_error(info: threading.ExceptHookArgs) -> None:
-        session.engine.scheduler.panic()
+        session.engine.silence()
         previous(info)
         os.kill(os.getpid(), signal.SIGTERM)
 

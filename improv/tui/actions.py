@@ -79,10 +79,10 @@ class KeyActions:
         self.session.engine.command("key_lock")
 
     def action_panic(self) -> None:
-        """All notes off now, from this thread (the scheduler is thread-safe), then in the engine too,
+        """All notes off now, from this thread (the output is thread-safe), then in the engine too,
         so the answer under way stops instead of going on."""
         engine = self.session.engine
-        engine.scheduler.panic()
+        engine.silence()
         engine.command("panic")
         self.recording.cut(IMPROV, self.clock())
         self.say("panic: all notes off")

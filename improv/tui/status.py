@@ -118,7 +118,7 @@ class StatusLines:
     def _show_readings(self) -> None:
         engine = self.session.engine
         output = self.session.output
-        dropped = (engine.dropped_input + engine.scheduler.send_errors + self.session.unsent
+        dropped = (engine.dropped_input + engine.state().send_errors + self.session.unsent
                    + (getattr(output, "dropped", 0) if output is not None else 0))
         late = getattr(engine, "late_notes", 0)
         stats = self.latency
