@@ -56,7 +56,7 @@ async def test_without_midi_the_screen_opens_with_the_piano_and_the_synth(tiny_m
             assert [n.who for n in app.recording.notes if n.who == PLAYER] == [PLAYER] * 4
             assert session.unsent == 0  # the synth is the output: nothing counted as lost
             await pilot.press("escape")
-            await wait_until(pilot, lambda: session.engine.scheduler.sounding() == 0, what="silence")
+            await wait_until(pilot, lambda: session.engine.state().sounding == 0, what="silence")
             await pilot.press("ctrl+c")
     finally:
         session.close()
