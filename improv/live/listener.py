@@ -16,24 +16,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence, TypeAlias
 
+from improv.midi.status import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    CHANNELS,
+    CHANNEL_PRESSURE,
+    CONTROL_CHANGE,
+    NOTE_OFF,
+    NOTE_ON,
+    PROGRAM_CHANGE,
+    SUSTAIN_PEDAL,
+)
 from improv.music.events import Note, quantize_time, sort_notes
 
 if TYPE_CHECKING:
     import mido
 
-_CHANNELS = 16
 _PITCHES = 128
 
-_NOTE_OFF = 0x80
-_NOTE_ON = 0x90
-_CONTROL_CHANGE = 0xB0
-_PROGRAM_CHANGE = 0xC0
-_CHANNEL_PRESSURE = 0xD0
-
-SUSTAIN_CC = 64
-ALL_SOUND_OFF_CC = 120
+SUSTAIN_CC = SUSTAIN_PEDAL
+ALL_SOUND_OFF_CC = ALL_SOUND_OFF
 RESET_ALL_CONTROLLERS_CC = 121
-ALL_NOTES_OFF_CC = 123
+ALL_NOTES_OFF_CC = ALL_NOTES_OFF
 PEDAL_DOWN_MIN = 64
 """CC64 values from this up hold the pedal down; below it the pedal is up."""
 
@@ -90,13 +94,13 @@ class NoteTracker:
     )
 
     def __init__(self) -> None:
-        self._state = bytearray(_CHANNELS * _PITCHES)
-        self._start = [0.0] * (_CHANNELS * _PITCHES)
-        self._velocity = [0] * (_CHANNELS * _PITCHES)
+        self._state = bytearray(CHANNELS * _PITCHES)
+        self._start = [0.0] * (CHANNELS * _PITCHES)
+        self._velocity = [0] * (CHANNELS * _PITCHES)
         # Pitches sounding (held or sustained) on each channel, so pedal-up and
         # all-notes-off touch only those instead of scanning 128 keys.
-        self._sounding_by_channel: list[set[int]] = [set() for _ in range(_CHANNELS)]
-        self._pedal = [False] * _CHANNELS
+        self._sounding_by_channel: list[set[int]] = [set() for _ in range(CHANNELS)]
+        self._pedal = [False] * CHANNELS
         self._keys_down = 0
         self._sounding = 0
         self._last_activity_time: float | None = None
@@ -121,7 +125,7 @@ class NoteTracker:
 
     def pedal_down(self, channel: int = 0) -> bool:
         """Whether the sustain pedal (CC64) is down on `channel` (0-15)."""
-        if not 0 <= channel < _CHANNELS:
+        if not 0 <= channel < CHANNELS:
             raise ValueError(f"channel must be 0-15, got {channel}")
         return self._pedal[channel]
 
@@ -172,7 +176,7 @@ class NoteTracker:
                 continue
 
             kind = running & 0xF0
-            if kind == _PROGRAM_CHANGE or kind == _CHANNEL_PRESSURE:
+            if kind == PROGRAM_CHANGE or kind == CHANNEL_PRESSURE:
                 continue  # one data byte, already read
             if i == n:
                 break
@@ -187,14 +191,14 @@ class NoteTracker:
             i += 1
 
             channel = running & 0x0F
-            if kind == _NOTE_ON:
+            if kind == NOTE_ON:
                 if second:
                     result = self._note_on(channel, first, second, time)
                 else:
                     result = self._note_off(channel, first, time)
-            elif kind == _NOTE_OFF:
+            elif kind == NOTE_OFF:
                 result = self._note_off(channel, first, time)
-            elif kind == _CONTROL_CHANGE:
+            elif kind == CONTROL_CHANGE:
                 result = self._control_change(channel, first, second, time)
             else:
                 continue  # polyphonic aftertouch, pitch bend
@@ -240,7 +244,7 @@ class NoteTracker:
         self._state[:] = bytes(len(self._state))
         for pitches in self._sounding_by_channel:
             pitches.clear()
-        self._pedal[:] = [False] * _CHANNELS
+        self._pedal[:] = [False] * CHANNELS
         self._keys_down = 0
         self._sounding = 0
         self._last_activity_time = None
