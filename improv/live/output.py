@@ -251,5 +251,3 @@ class Output:
             for channel in sorted(self.channels_used):
                 self._raw((CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0))
 
-
-Scheduler = Output  # its name before the engine was split into parts
