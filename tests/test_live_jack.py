@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -236,7 +237,7 @@ def test_improv_learn_saves_the_next_cc_moved(jack_server, tiny_model_file, tmp_
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "temperature = { cc = 74 }" in config.read_text()
+    assert tomllib.loads(config.read_text())["controls"]["temperature"] == {"cc": 74}
 
 
 @pytest.mark.parametrize(
