@@ -20,12 +20,21 @@ from improv.music.events import Event, Note, events_to_notes, notes_to_events, s
         dict(pitch=60, velocity=64, start=0.0, duration=-1.0),
         dict(pitch=60, velocity=64, start=float("nan"), duration=1.0),
         dict(pitch=60, velocity=64, start=0.0, duration=1.0, channel=16),
+        dict(pitch=60, velocity=64, start=0.0, duration=1.0, track=-1),
+        dict(pitch=60, velocity=64, start=0.0, duration=1.0, track=65536),
     ],
 )
 def test_invalid_notes_are_refused_with_the_field_named(fields: dict) -> None:
     with pytest.raises(ValueError) as caught:
         Note(**fields)
     assert any(name in str(caught.value) for name in fields)
+
+
+def test_a_note_is_on_track_0_unless_told() -> None:
+    """The track (where a MIDI file kept the note) is the last field, so older calls mean what they did."""
+    assert Note(60, 80, 0.0, 1.0, 3) == Note(60, 80, 0.0, 1.0, channel=3, track=0)
+    assert Note(60, 80, 0.0, 1.0, 3, 2).track == 2
+    assert Note(60, 80, 0.0, 1.0, track=1) != Note(60, 80, 0.0, 1.0)
 
 
 def test_chord_tones_get_step_zero_and_rise_by_pitch() -> None:

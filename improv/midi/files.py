@@ -5,6 +5,9 @@ tempo changes of every track (in type 0 and 1 files a tempo change applies
 to all tracks, wherever it is written), so no float error accumulates over
 long files. Note-ons and note-offs are paired first-in first-out per track,
 channel and pitch: overlapping notes of one pitch both survive.
+
+Each note remembers the index of its track (`Note.track`) and writing puts it
+back there, so notes that a file kept apart are never paired with each other.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def _tempo_maps(midi: mido.MidiFile, where: str) -> list[TempoMap]:
     return [shared] * len(midi.tracks)
 
 
-def _track_notes(track: mido.MidiTrack, tempo: TempoMap, end_tick: int) -> list[Note]:
+def _track_notes(track: mido.MidiTrack, tempo: TempoMap, end_tick: int, index: int) -> list[Note]:
     open_notes: dict[tuple[int, int], deque[tuple[int, int]]] = defaultdict(deque)
     spans: list[tuple[int, int, int, int, int]] = []  # start, end, pitch, velocity, channel
     tick = 0
@@ -151,14 +154,14 @@ def _track_notes(track: mido.MidiTrack, tempo: TempoMap, end_tick: int) -> list[
     for start, end, pitch, velocity, channel in spans:
         t0 = quantize_time(tempo.to_seconds(start))
         t1 = quantize_time(tempo.to_seconds(end))
-        notes.append(Note(pitch, velocity, t0, max(quantize_time(t1 - t0), 0.0), channel))
+        notes.append(Note(pitch, velocity, t0, max(quantize_time(t1 - t0), 0.0), channel, index))
     return notes
 
 
 def read_midi(path: PathOrFile) -> list[Note]:
     """Every note of every channel (drums included), sorted by onset then pitch.
 
-    Notes still sounding when the file ends are closed at its end. Raises
+    Each note's `track` is the index of the file track it is in. Notes still sounding when the file ends are closed at its end. Raises
     `MidiFileError` (a `ValueError`) with a one-line message naming the file
     when it is not valid MIDI.
     """
@@ -166,8 +169,8 @@ def read_midi(path: PathOrFile) -> list[Note]:
     maps = _tempo_maps(midi, _describe(path))
     end_tick = max(sum(msg.time for msg in track) for track in midi.tracks)
     notes: list[Note] = []
-    for track, tempo in zip(midi.tracks, maps):
-        notes.extend(_track_notes(track, tempo, end_tick))
+    for index, (track, tempo) in enumerate(zip(midi.tracks, maps)):
+        notes.extend(_track_notes(track, tempo, end_tick, index))
     return sort_notes(notes)
 
 
@@ -183,18 +186,45 @@ def _seconds_to_tempo_map(bpm: float, tempo_changes: Sequence[tuple[float, float
     return tempo
 
 
-def _track_messages(notes: Iterable[Note], tempo: TempoMap) -> list[tuple[int, int, mido.Message]]:
-    """(tick, order, message): at one tick, notes that end go before notes that start,
-    and a zero-length note's off follows its own on."""
-    timed = []
+# At one tick of a track: the offs of notes that end there, then each zero-length note's on and
+# off, then the ons of notes that start there.
+_ENDS, _ZERO_LENGTH, _STARTS = 0, 1, 2
+
+
+def _track_messages(notes: Iterable[Note], tempo: TempoMap) -> list[tuple[int, mido.Message]]:
+    """A track's note messages as (tick, message), in file order.
+
+    A reader pairs ons and offs first-in first-out per channel and pitch, so
+    the k-th on of a pitch must meet the k-th off. Ons of one tick go out in
+    the order their notes end, and offs never precede their own on; then every
+    note comes back unchanged unless it lies strictly inside another note of
+    its pitch, which no standard MIDI file can hold (such notes come back with
+    their onsets and velocities, and the ends in order).
+    """
+    items: list[tuple[tuple[int, ...], list[mido.Message]]] = []
     for note in notes:
         start = tempo.to_ticks(note.start)
         end = max(tempo.to_ticks(note.end), start)
-        timed.append((start, 1, mido.Message("note_on", note=note.pitch, velocity=note.velocity, channel=note.channel)))
+        on = mido.Message("note_on", note=note.pitch, velocity=note.velocity, channel=note.channel)
         off = mido.Message("note_off", note=note.pitch, velocity=0, channel=note.channel)
-        timed.append((end, 0 if end > start else 2, off))
-    timed.sort(key=lambda item: (item[0], item[1]))
-    return timed
+        where = (note.channel, note.pitch, note.velocity)
+        if end == start:
+            items.append(((start, _ZERO_LENGTH, *where), [on, off]))
+        else:
+            items.append(((start, _STARTS, end, *where), [on]))
+            items.append(((end, _ENDS, *where), [off]))
+    items.sort(key=lambda item: item[0])
+    return [(key[0], msg) for key, messages in items for msg in messages]
+
+
+def _parts(notes: Iterable[Note], track_name: str, names: Sequence[str]) -> list[tuple[str, list[Note]]]:
+    """Notes grouped by their `track` index: every track up to the highest one, empty ones too."""
+    by_track: dict[int, list[Note]] = defaultdict(list)
+    for note in notes:
+        by_track[note.track].append(note)
+    count = max(max(by_track, default=0) + 1, len(names))
+    default = [track_name] if count == 1 else [f"{track_name} {index}" for index in range(count)]
+    return [(names[i] if i < len(names) else default[i], by_track.get(i, [])) for i in range(count)]
 
 
 def write_midi(
@@ -205,29 +235,34 @@ def write_midi(
     tempo_changes: Sequence[tuple[float, float]] = (),
     ticks_per_beat: int = DEFAULT_TICKS_PER_BEAT,
     track_name: str = "notes",
+    track_names: Sequence[str] = (),
 ) -> None:
     """Write a type-1 MIDI file with one named track per part; the first carries the tempo map.
 
-    `notes` is a list of notes (one track called `track_name`) or a mapping
-    of track name to notes, e.g. ``{"player": played, "improv": answered}``:
-    a two-part session is a two-track file. `tempo_changes` lists (seconds,
-    bpm) after the initial `bpm`; note times stay in seconds whatever the
-    tempo, the tempo only sets the tick grid a sequencer shows them on.
+    `notes` is a mapping of track name to notes, e.g. ``{"player": played,
+    "improv": answered}`` (a two-part session is a two-track file), or a list
+    of notes, each written to the track its `track` index names: what
+    `read_midi` gives comes back note for note, in the tracks it came from.
+    Those tracks are called `track_names[i]` where given, else `track_name`
+    (one track) or "`track_name` i". `tempo_changes` lists (seconds, bpm)
+    after the initial `bpm`; note times stay in seconds whatever the tempo,
+    the tempo only sets the tick grid a sequencer shows them on.
     """
     if bpm <= 0:
         raise ValueError(f"bpm must be > 0, got {bpm}")
-    tracks = dict(notes) if isinstance(notes, Mapping) else {track_name: notes}
-    if not tracks:
-        tracks = {track_name: []}
+    if isinstance(notes, Mapping):
+        parts = [(name, list(part)) for name, part in notes.items()] or [(track_name, [])]
+    else:
+        parts = _parts(notes, track_name, track_names)
     tempo = _seconds_to_tempo_map(bpm, tempo_changes, ticks_per_beat)
     conductor: list[tuple[int, mido.MetaMessage]] = [(0, mido.MetaMessage("time_signature", numerator=4, denominator=4))]
     for tick, seconds_per_tick in zip(tempo.ticks, tempo.seconds_per_tick):
         conductor.append((tick, mido.MetaMessage("set_tempo", tempo=round(seconds_per_tick * ticks_per_beat * 1e6))))
     midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
-    for i, (name, part) in enumerate(tracks.items()):
-        timed = [(tick, msg) for tick, _, msg in _track_messages(part, tempo)]
+    for i, (name, part) in enumerate(parts):
+        timed: list[tuple[int, mido.Message | mido.MetaMessage]] = list(_track_messages(part, tempo))
         if i == 0:  # stable sort: at one tick, the tempo comes before the notes
-            timed = sorted(conductor + timed, key=lambda item: item[0])
+            timed = sorted([*conductor, *timed], key=lambda item: item[0])
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=name, time=0))
         last = 0
@@ -251,13 +286,16 @@ def track_names(path: PathOrFile) -> list[str]:
 
 
 def read_midi_tracks(path: PathOrFile) -> dict[str, list[Note]]:
-    """Notes per named track (tracks without notes left out), e.g. `player` and `improv`."""
+    """Notes per named track (tracks without notes left out), e.g. `player` and `improv`.
+
+    Tracks that share a name share an entry; each note's `track` still says which one it came from.
+    """
     midi = _load(path)
     maps = _tempo_maps(midi, _describe(path))
     end_tick = max(sum(msg.time for msg in track) for track in midi.tracks)
     parts: dict[str, list[Note]] = {}
     for index, (track, tempo) in enumerate(zip(midi.tracks, maps)):
-        notes = _track_notes(track, tempo, end_tick)
+        notes = _track_notes(track, tempo, end_tick, index)
         if notes:
             name = next((m.name for m in track if m.type == "track_name"), "") or f"track{index}"
             parts.setdefault(name, []).extend(notes)

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 TIME_RESOLUTION_S = 1e-6
 _TIME_DIGITS = 6
+MAX_TRACK = 0xFFFF  # a standard MIDI file counts its tracks in 16 bits
 
 
 def quantize_time(t: float) -> float:
@@ -23,13 +24,18 @@ def quantize_time(t: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """A sounding note: pitch 0-127, velocity 1-127, start/duration in seconds, channel 0-15."""
+    """A sounding note: pitch 0-127, velocity 1-127, start/duration in seconds, channel 0-15.
+
+    `track` is the index of the MIDI file track it was read from (0 when it never came from a
+    file), so that writing it back keeps apart what a file kept apart.
+    """
 
     pitch: int
     velocity: int
     start: float
     duration: float
     channel: int = 0
+    track: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.pitch <= 127:
@@ -38,6 +44,8 @@ class Note:
             raise ValueError(f"Note velocity must be 1-127, got {self.velocity}")
         if not 0 <= self.channel <= 15:
             raise ValueError(f"Note channel must be 0-15, got {self.channel}")
+        if not 0 <= self.track <= MAX_TRACK:
+            raise ValueError(f"Note track must be 0-{MAX_TRACK}, got {self.track}")
         if not self.start >= 0:
             raise ValueError(f"Note start must be >= 0 s, got {self.start}")
         if not self.duration >= 0:
