@@ -12,6 +12,7 @@ import pytest
 import rtmidi
 
 from improv import cli
+from improv.midi import apis
 from improv.midi import ports as midi_io
 from improv.cli import ports as ports_cli
 from improv.errors import PortError
@@ -137,7 +138,7 @@ def test_bad_api_in_the_environment_says_where_it_came_from(monkeypatch: pytest.
 def test_missing_alsa_sequencer_suggests_jack(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(midi_io, "ALSA_SEQ_DEVICE", "/nonexistent/snd/seq")
+    monkeypatch.setattr(apis, "ALSA_SEQ_DEVICE", "/nonexistent/snd/seq")
     monkeypatch.delenv(midi_io.API_ENV, raising=False)
     assert cli.main(["ports"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err

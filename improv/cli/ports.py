@@ -1,4 +1,4 @@
-"""`improv ports`: list the MIDI ports improv can use, and the port options other commands share."""
+"""`improv ports`: list the MIDI ports improv can use."""
 
 from __future__ import annotations
 
@@ -14,15 +14,6 @@ def add_api_argument(parser: argparse.ArgumentParser, default: object = None) ->
         default=default,
         help=f"MIDI API (default: ${API_ENV}, else auto: ALSA on Linux, CoreMIDI on macOS, WinMM on Windows)",
     )
-
-
-def add_port_arguments(parser: argparse.ArgumentParser) -> None:
-    """--api, --in and --out, for commands that play live."""
-    add_api_argument(parser)
-    parser.add_argument("--in", dest="in_port", default=None, metavar="NAME",
-                        help="listen to this port (part of its name; default: a virtual port 'improv:in')")
-    parser.add_argument("--out", dest="out_port", default=None, metavar="NAME",
-                        help="play to this port (part of its name; default: a virtual port 'improv:out')")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
