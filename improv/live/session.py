@@ -41,7 +41,7 @@ from improv.midi.ports import (
     open_input,
     open_output,
 )
-from improv.sound.synth import rechannel
+from improv.sound.channels import rechannel
 
 DEFAULT_GAP_MS = 500
 # Closing a JACK client can stall, for seconds or for good, while the server waits on another
