@@ -108,12 +108,15 @@ def grid_notes(draw: st.DrawFn, allow_nesting: bool = False) -> tuple[list[Note]
     changes = draw(st.lists(st.tuples(st.integers(1, 16 * tpb), TEMPOS), max_size=3, unique_by=lambda c: c[0]))
     tempo = TempoMap.from_tempos([(0, first), *changes], tpb)
     tracks = draw(st.integers(1, 4))
+    # A few keys (track, channel, pitch) per list, so that notes of one key meet: overlaps, re-strikes.
+    keys = draw(st.lists(
+        st.tuples(st.integers(0, tracks - 1), st.integers(0, 15), st.sampled_from([36, 42, 60]) | st.integers(0, 127)),
+        min_size=1, max_size=6,
+    ))
     beat = st.integers(0, 16).map(lambda half_beats: half_beats * tpb // 2)  # re-strikes on one tick
     raw = draw(st.lists(
         st.tuples(
-            st.integers(0, tracks - 1),
-            st.integers(0, 15),
-            st.sampled_from([36, 38, 42, 60, 61]) | st.integers(0, 127),
+            st.sampled_from(keys),
             st.integers(1, 127),
             beat | st.integers(0, 8 * tpb),
             st.just(0) | st.integers(1, 4 * tpb) | st.sampled_from([tpb // 2, tpb]),
@@ -121,7 +124,7 @@ def grid_notes(draw: st.DrawFn, allow_nesting: bool = False) -> tuple[list[Note]
         max_size=60,
     ))
     notes: list[Note] = []
-    for track, channel, pitch, velocity, start, length in raw:
+    for (track, channel, pitch), velocity, start, length in raw:
         t0 = quantize_time(tempo.to_seconds(start))
         t1 = quantize_time(tempo.to_seconds(start + length))
         note = Note(pitch, velocity, t0, max(quantize_time(t1 - t0), 0.0), channel, track)
