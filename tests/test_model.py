@@ -15,6 +15,7 @@ from improv import ModelFileError
 from improv.data.dataset import encode_sequence, split_batch, to_sequence
 from improv.music.encoding import START_PITCH, Bins
 from improv.music.events import Note
+from improv.model import sampling
 from improv.model.network import HEADS, ImprovNet, ModelConfig, export, load
 
 
@@ -68,6 +69,31 @@ def test_step_model_matches_the_sequence_network(small_model: tuple[ImprovNet, P
             torch.testing.assert_close(
                 module.velocity_logits(state, ts, tp, td), full["velocity"][0, t], atol=1e-5, rtol=1e-4
             )
+
+
+def test_numpy_step_gives_the_files_probabilities(small_model: tuple[ImprovNet, Path]) -> None:
+    """improv plays with a numpy step rebuilt from the file's weights: its states and its heads'
+    distributions are those of the TorchScript step inside the file, to float rounding."""
+    _, path = small_model
+    model = load(path)
+    step, module = model.step, model.module
+    state, reference = step.initial_state(), module.initial_state()
+    events = [(START_PITCH, 0, 0, 9)] + [(40 + (i * 7) % 50, i % 5, (i * 3) % 11, i % 16) for i in range(16)]
+    with torch.no_grad():
+        for p, s, d, v in events:
+            state, reference = step.feed(state, p, s, d, v), module.feed(reference, p, s, d, v)
+            np.testing.assert_allclose(state, reference.numpy(), atol=1e-5)
+            pairs = [
+                (step.step_logits(state), module.step_logits(reference)),
+                (step.pitch_logits(state, s), module.pitch_logits(reference, s)),
+                (step.duration_logits(state, s, p % 128), module.duration_logits(reference, s, p % 128)),
+                (step.velocity_logits(state, s, p % 128, d), module.velocity_logits(reference, s, p % 128, d)),
+            ]
+            for ours, theirs in pairs:
+                assert ours.dtype == np.float32 and ours.shape == tuple(theirs.shape)
+                for temperature in (0.5, 1.0, 2.0):
+                    np.testing.assert_allclose(sampling.probabilities(ours, temperature),
+                                               sampling.probabilities(theirs.numpy(), temperature), atol=1e-6)
 
 
 def test_file_carries_bins_config_and_summary(small_model: tuple[ImprovNet, Path]) -> None:

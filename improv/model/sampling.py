@@ -20,6 +20,12 @@ The steps, in the order `sample` and `probabilities` apply them:
 4. draw: one uniform number from the `numpy.random.Generator` per draw, so a
    seeded generator replays exactly.
 
+This is the only sampling code: the live step (`improv.model.rolling_seed`),
+`improv generate` and evaluation all draw through `choose`; model files carry
+weights, not a sampler. Keys, scales and ranges live in `improv.music.keys`,
+the polyphony mask in `improv.model.constraints`; their names are re-exported
+here for the callers that import them from this module.
+
 Results are float64 whatever the input dtype. Logits must be finite or -inf;
 NaN, +inf or all -inf logits raise `ValueError` (a broken model should be
 loud). Values a user sets (temperature, top-p, key, range, CC bounds) raise
@@ -30,8 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -39,6 +44,8 @@ import numpy as np
 import numpy.typing as npt
 
 from improv.errors import ConfigError
+from improv.model.constraints import polyphony_mask
+from improv.music.keys import MODES, format_key, parse_key, parse_range, pitch_mask, range_mask, scale_mask
 
 __all__ = [
     "MODES",
@@ -47,6 +54,7 @@ __all__ = [
     "cc_from_temperature",
     "positive_temperature",
     "check_top_p",
+    "choose",
     "draw",
     "entropy",
     "format_key",
@@ -66,40 +74,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-N_PITCHES = 128
 CC_MAX = 127
 CC_MID = 64
-
-# Semitones above the root. Chromatic is "no key constraint" spelled as a key.
-MODES: Mapping[str, tuple[int, ...]] = MappingProxyType(
-    {
-        "major": (0, 2, 4, 5, 7, 9, 11),
-        "minor": (0, 2, 3, 5, 7, 8, 10),
-        "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
-        "melodic_minor": (0, 2, 3, 5, 7, 9, 11),
-        "dorian": (0, 2, 3, 5, 7, 9, 10),
-        "phrygian": (0, 1, 3, 5, 7, 8, 10),
-        "lydian": (0, 2, 4, 6, 7, 9, 11),
-        "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-        "locrian": (0, 1, 3, 5, 6, 8, 10),
-        "pentatonic_major": (0, 2, 4, 7, 9),
-        "pentatonic_minor": (0, 3, 5, 7, 10),
-        "blues": (0, 3, 5, 6, 7, 10),
-        "chromatic": tuple(range(12)),
-    }
-)
-_MODE_ALIASES = {
-    "ionian": "major",
-    "aeolian": "minor",
-    "natural_minor": "minor",
-    "major_pentatonic": "pentatonic_major",
-    "minor_pentatonic": "pentatonic_minor",
-}
-_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_ACCIDENTALS = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}
-_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_KEY_RE = re.compile(r"\s*([a-g])([#♯b♭]?)\s*:\s*([a-z_ -]+?)\s*")
-_RANGE_RE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 
 # Below this temperature (z - max) / T may overflow to -inf; the result is
 # right but numpy would warn, so that rare case runs under np.errstate.
@@ -290,6 +266,24 @@ def sample(
     return _search(np.add.accumulate(w, out=w), rng)
 
 
+def choose(
+    logits: npt.ArrayLike,
+    temperature: float,
+    rng: np.random.Generator,
+    top_p: float | None = None,
+    mask: npt.ArrayLike | None = None,
+) -> tuple[int, float, float]:
+    """One head's draw for the rolling seed: the token `sample` gives, its NLL and the head's entropy.
+
+    NLL and entropy are of the model's own distribution (T = 1, no mask, no top-p), in nats: how
+    surprising the choice was to the model, whatever the knob says.
+    """
+    token = sample(logits, temperature, rng, top_p, mask)
+    at_one = log_softmax(logits)
+    p = np.exp(at_one)
+    return token, float(-at_one[token]), float(-np.dot(p, np.where(p > 0.0, at_one, 0.0)))
+
+
 @dataclass(frozen=True, slots=True)
 class HeadTemperatures:
     """One temperature for every head, unless a head has its own scale factor.
@@ -318,114 +312,6 @@ class HeadTemperatures:
         Checked on construction, so this never raises in the live path.
         """
         return self.base * self.scales.get(head, 1.0)
-
-
-# -- constraints -------------------------------------------------------------
-
-
-def _check_int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
-        raise ConfigError(f"{name} must be an integer {lo}-{hi}, got {value!r}")
-    return int(value)
-
-
-def _canonical_mode(mode: str) -> str | None:
-    name = re.sub(r"[ -]+", "_", mode.strip().lower())
-    name = _MODE_ALIASES.get(name, name)
-    return name if name in MODES else None
-
-
-def _mode_list() -> str:
-    return ", ".join(MODES)
-
-
-def range_mask(lo: int, hi: int, n: int = N_PITCHES) -> BoolArray:
-    """Allow pitches lo..hi inclusive (MIDI numbers) out of `n`."""
-    lo = _check_int(lo, "lowest pitch", 0, n - 1)
-    hi = _check_int(hi, "highest pitch", lo, n - 1)
-    mask = np.zeros(n, dtype=np.bool_)
-    mask[lo : hi + 1] = True
-    return mask
-
-
-def scale_mask(root: int, mode: str, n_pitches: int = N_PITCHES) -> BoolArray:
-    """Allow the pitches whose pitch class is in `mode` built on `root` (0 = C)."""
-    root = _check_int(root, "key root pitch class", 0, 11)
-    name = _canonical_mode(mode) if isinstance(mode, str) else None
-    if name is None:
-        raise ConfigError(f"unknown mode {mode!r}; valid modes: {_mode_list()}")
-    in_scale = np.zeros(12, dtype=np.bool_)
-    in_scale[[(root + step) % 12 for step in MODES[name]]] = True
-    return in_scale[np.arange(n_pitches) % 12]
-
-
-def pitch_mask(lo: int, hi: int, root: int | None = None, mode: str | None = None) -> BoolArray:
-    """Range and (optionally) key together; raise ConfigError if they leave no pitch.
-
-    Meant for set-up time, so a contradiction is reported to the player
-    instead of being silently dropped by the live fallback.
-    """
-    mask = range_mask(lo, hi)
-    if root is not None or mode is not None:
-        if root is None or mode is None:
-            raise ConfigError("a key needs both a root and a mode, e.g. 'C:minor'")
-        mask &= scale_mask(root, mode)
-        if not mask.any():
-            raise ConfigError(f"pitch range {lo}-{hi} holds no note of {format_key(root, mode)}; widen the range")
-    return mask
-
-
-def polyphony_mask(chord_pitches: Collection[int], max_polyphony: int, n_step_bins: int, chord_bin: int = 0) -> BoolArray:
-    """Mask over the step head's bins that stops chords growing past `max_polyphony`.
-
-    `chord_pitches` are the pitches struck at the current onset (the last
-    event with step > 0 and the step-0 events after it). Step bin `chord_bin`
-    (step 0) adds one more note to that chord, so it is forbidden once the
-    chord already holds `max_polyphony` distinct pitches; every other bin
-    starts a new onset and stays allowed. Notes still ringing from earlier
-    onsets are the scheduler's business: the step head cannot know when they
-    end. With a single step bin the mask is all False and `sample` falls back
-    to the unmasked logits.
-    """
-    n_step_bins = _check_int(n_step_bins, "number of step bins", 1, 1 << 30)
-    max_polyphony = _check_int(max_polyphony, "maximum polyphony", 1, N_PITCHES)
-    chord_bin = _check_int(chord_bin, "chord bin", 0, n_step_bins - 1)
-    mask = np.ones(n_step_bins, dtype=np.bool_)
-    if len(set(chord_pitches)) >= max_polyphony:
-        mask[chord_bin] = False
-    return mask
-
-
-# -- parsing the command line ------------------------------------------------
-
-
-def parse_key(text: str) -> tuple[int, str]:
-    """'C:minor', 'F#:major', 'Bb:dorian' (any case) -> (root pitch class, canonical mode)."""
-    match = _KEY_RE.fullmatch(text.lower()) if isinstance(text, str) else None
-    mode = _canonical_mode(match.group(3)) if match else None
-    if match is None or mode is None:
-        raise ConfigError(f"bad key {text!r}: use ROOT:MODE like 'C:minor' or 'F#:dorian'; modes: {_mode_list()}")
-    root = (_LETTERS[match.group(1)] + _ACCIDENTALS[match.group(2)]) % 12
-    return root, mode
-
-
-def format_key(root: int, mode: str) -> str:
-    """Inverse of `parse_key`, spelling roots with sharps: (1, 'major') -> 'C#:major'."""
-    root = _check_int(root, "key root pitch class", 0, 11)
-    name = _canonical_mode(mode)
-    if name is None:
-        raise ConfigError(f"unknown mode {mode!r}; valid modes: {_mode_list()}")
-    return f"{_SHARP_NAMES[root]}:{name}"
-
-
-def parse_range(text: str) -> tuple[int, int]:
-    """'36-96' -> (36, 96): MIDI pitches 0-127, low <= high, both inclusive."""
-    match = _RANGE_RE.fullmatch(text) if isinstance(text, str) else None
-    if match is not None:
-        lo, hi = int(match.group(1)), int(match.group(2))
-        if lo <= hi <= 127:
-            return lo, hi
-    raise ConfigError(f"bad pitch range {text!r}: use LOW-HIGH with MIDI pitches 0-127 and LOW <= HIGH, e.g. '36-96'")
 
 
 # -- temperature knob --------------------------------------------------------
