@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from improv.model.markov import BOS, IntervalMarkov, MarkovModel, PitchMarkov, best_weight, fit_pitch_markov
+from improv.model.kneser_ney import BOS, MarkovModel
+from improv.model.markov import IntervalMarkov, PitchMarkov, best_weight, fit_pitch_markov
 
 
 def reference_kneser_ney(sequences: list[list[int]], vocab: int, order: int, context: list[int]) -> np.ndarray:

@@ -12,26 +12,20 @@ from hypothesis.extra import numpy as hnp
 
 from improv.model import sampling
 from improv.errors import ConfigError
+from improv.model.constraints import polyphony_mask
 from improv.model.sampling import (
-    MODES,
     HeadTemperatures,
     apply_mask,
     cc_from_temperature,
     draw,
     entropy,
-    format_key,
     log_softmax,
-    parse_key,
-    parse_range,
-    pitch_mask,
-    polyphony_mask,
     probabilities,
-    range_mask,
     sample,
-    scale_mask,
     surprisal,
     temperature_from_cc,
 )
+from improv.music.keys import MODES, format_key, parse_key, parse_range, pitch_mask, range_mask, scale_mask
 
 # Per test, not a global profile, so other test files keep their own settings.
 # No deadline: the machine running CI may be busy; speed is not tested here.
@@ -643,3 +637,17 @@ def test_cc_from_temperature_outside_the_knob_raises(temperature: float) -> None
 
 def test_public_names_exist() -> None:
     assert all(hasattr(sampling, name) for name in sampling.__all__)
+
+
+@thorough
+@given(logits=logit_arrays, temperature=temperatures, top_p=top_ps, seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_choose_draws_what_sample_draws_and_reports_the_models_own_surprise(logits, temperature, top_p, seed, data) -> None:
+    """`choose`, the rolling seed's one sampler: the token of `sample` (same mask, same uniform), and
+    the NLL and entropy of the head at T = 1 however the knob and the masks are set."""
+    mask = data.draw(st.none() | hnp.arrays(np.bool_, logits.size))
+    token, nll, spread = sampling.choose(logits, temperature, np.random.default_rng(seed), top_p, mask)
+    assert token == sample(logits, temperature, np.random.default_rng(seed), top_p, mask)
+    at_one = log_softmax(logits)
+    assert nll == pytest.approx(-at_one[token], rel=1e-7, abs=1e-9)
+    assert spread == pytest.approx(entropy(np.exp(at_one)), rel=1e-7, abs=1e-9)
+    assert -1e-12 <= spread <= math.log(logits.size) + 1e-9

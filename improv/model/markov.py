@@ -1,25 +1,9 @@
-"""Variable-order Markov models: the continuator's way of learning a style.
+"""Pitch as Markov models: intervals (a tune transposed is the same tune) and absolute pitch, mixed.
 
-`MarkovModel` predicts the next integer token from up to `order` previous
-ones with interpolated modified Kneser-Ney smoothing (Chen & Goodman 1998):
-every order contributes, long contexts where they have been seen, shorter
-ones for the rest, down to a uniform floor, so every token keeps a non-zero
-probability. It learns incrementally: `observe(token)` appends to its own
-history and updates the counts in a few microseconds, so the same class
-serves as an evaluation baseline (fitted on a corpus) and live, as a style
-memory that grows with every note the player plays.
-
-Counts live in one dict per order, keyed by context tuples. The top order
-holds raw counts; lower orders hold continuation counts (in how many
-distinct one-longer contexts the token followed), which only change when a
-longer n-gram is new, so an update usually stops after one or two orders.
-Sequences start with `BOS` padding, and contexts that begin with it keep raw
-counts at every order (nothing can precede the start).
-
-`IntervalMarkov` models pitch as intervals to the previous pitch (a tune
-transposed is the same tune) and maps back to the 128 pitches;
-`PitchMarkov` mixes it with an absolute-pitch model, which knows keys and
-registers. Offline helpers at the end fit them on event sequences.
+`IntervalMarkov` models pitch as intervals to the previous pitch and maps back to the 128
+pitches; `PitchMarkov` mixes it with an absolute-pitch model, which knows keys and registers.
+Offline helpers at the end fit them on event sequences. Both are built on `kneser_ney.MarkovModel`
+(re-exported here, with `BOS`, for the evaluation baselines and tests that import them from here).
 """
 
 from __future__ import annotations
@@ -29,193 +13,13 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-BOS = -1  # padding before the first token of a sequence; never predicted
+from improv.model.kneser_ney import BOS, MarkovModel, fit_sequences
+
+__all__ = ["BOS", "IntervalMarkov", "MarkovModel", "PitchMarkov", "best_weight", "component_probabilities",
+           "fit_pitch_markov"]
+
 N_PITCH = 128
 MAX_INTERVAL = N_PITCH - 1
-
-# Discounts used while the counts-of-counts cannot estimate them (few tokens seen).
-_FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
-
-
-class MarkovModel:
-    """Interpolated modified Kneser-Ney over tokens 0..vocab-1 with contexts of up to `order` tokens."""
-
-    def __init__(self, vocab: int, order: int = 6) -> None:
-        if vocab < 1:
-            raise ValueError(f"vocab must be >= 1, got {vocab}")
-        if order < 0:
-            raise ValueError(f"order must be >= 0, got {order}")
-        self.vocab = vocab
-        self.order = order
-        # _tables[k]: context of length k -> [total, n1, n2, n3plus, {token: count}]
-        self._tables: list[dict[tuple[int, ...], list]] = [{} for _ in range(order + 1)]
-        # _counts_of_counts[k][r]: how many (context, token) pairs of order k have count r (r = 1..4)
-        self._counts_of_counts = [[0] * 5 for _ in range(order + 1)]
-        self._context: tuple[int, ...] = (BOS,) * order
-        self.tokens_seen = 0
-        self._discounts: list[tuple[float, float, float]] = []
-        self._discounts_at = -1
-
-    # ----------------------------------------------------------- learning
-
-    def observe(self, token: int) -> None:
-        """Count `token` after the current history, then append it to the history."""
-        if not 0 <= token < self.vocab:
-            raise ValueError(f"token must be 0-{self.vocab - 1}, got {token}")
-        ctx = self._context
-        tables = self._tables
-        k = self.order
-        while True:
-            entry = tables[k].get(ctx)
-            if entry is None:
-                entry = tables[k][ctx] = [0, 0, 0, 0, {}]
-            counts = entry[4]
-            c = counts.get(token, 0)
-            counts[token] = c + 1
-            entry[0] += 1
-            if c < 3:
-                entry[c + 1] += 1
-                if c:
-                    entry[c] -= 1
-            coc = self._counts_of_counts[k]
-            if c < 4:
-                if c:
-                    coc[c] -= 1
-                coc[c + 1] += 1
-            elif c == 4:
-                coc[4] -= 1
-            if k == 0:
-                break
-            # A lower order changes only if this n-gram is new, or if it starts with BOS (raw counts).
-            if c and not (k > 1 and ctx[1] == BOS):
-                break
-            ctx = ctx[1:]
-            k -= 1
-        if self.order:
-            self._context = self._context[1:] + (token,)
-        self.tokens_seen += 1
-
-    def observe_all(self, tokens: Iterable[int]) -> None:
-        for token in tokens:
-            self.observe(int(token))
-
-    def fit(self, sequences: Iterable[Sequence[int]]) -> MarkovModel:
-        """Observe each sequence from a fresh history; counts accumulate."""
-        _fit(self, sequences)
-        return self
-
-    def reset_history(self) -> None:
-        """Start a new sequence: the history is forgotten, the counts are kept."""
-        self._context = (BOS,) * self.order
-
-    @property
-    def history(self) -> tuple[int, ...]:
-        """The last `order` tokens of the current sequence (BOS where it has fewer)."""
-        return self._context
-
-    # --------------------------------------------------------- predicting
-
-    def _padded(self, context: Sequence[int] | None) -> tuple[int, ...]:
-        """A context given as the tokens since the sequence start, as the model's padded tuple."""
-        if context is None:
-            return self._context
-        if not self.order:
-            return ()
-        tail = tuple(int(t) for t in context[-self.order :]) if len(context) else ()
-        return (BOS,) * (self.order - len(tail)) + tail
-
-    def discounts(self, k: int) -> tuple[float, float, float]:
-        """(D1, D2, D3+) of order k from its counts of counts, clamped to sensible ranges."""
-        if self._discounts_at != self.tokens_seen:
-            self._discounts = [self._estimate_discounts(coc) for coc in self._counts_of_counts]
-            self._discounts_at = self.tokens_seen
-        return self._discounts[k]
-
-    @staticmethod
-    def _estimate_discounts(coc: list[int]) -> tuple[float, float, float]:
-        n1, n2, n3, n4 = coc[1], coc[2], coc[3], coc[4]
-        if min(n1, n2, n3, n4) == 0:
-            return _FALLBACK_DISCOUNTS
-        y = n1 / (n1 + 2 * n2)
-        d1 = 1 - 2 * y * n2 / n1
-        d2 = 2 - 3 * y * n3 / n2
-        d3 = 3 - 4 * y * n4 / n3
-        return (min(max(d1, 0.05), 0.95), min(max(d2, 0.05), 1.95), min(max(d3, 0.05), 2.95))
-
-    def matched_order(self, context: Sequence[int] | None = None) -> int:
-        """The longest context length (0..order) the model has seen before; -1 if it has seen nothing.
-
-        Contexts are padded with BOS, so near a sequence start a match may include the start itself.
-        """
-        ctx = self._padded(context)
-        best = -1
-        for k in range(self.order + 1):
-            if ctx[self.order - k :] not in self._tables[k]:
-                break
-            best = k
-        return best
-
-    def distribution(self, context: Sequence[int] | None = None) -> np.ndarray:
-        """P(next token) over the vocabulary: all > 0, sums to 1.
-
-        `context` is the tokens since the sequence start (only the last `order`
-        matter); None means the model's own history.
-        """
-        seen, floor = self.seen_and_floor(context)
-        p = seen + floor / self.vocab
-        return p / p.sum()  # exact in theory; this only removes rounding
-
-    def seen_and_floor(self, context: Sequence[int] | None = None) -> tuple[np.ndarray, float]:
-        """`distribution(context)` in two parts: what the counts say, and the mass `floor` the
-        smoothing spreads uniformly (distribution = seen + floor / vocab). Replacing that uniform
-        part by another model's prediction backs off to that model instead of to chance."""
-        ctx = self._padded(context)
-        seen = np.zeros(self.vocab)
-        floor = 1.0
-        for k in range(self.order + 1):
-            entry = self._tables[k].get(ctx[self.order - k :])
-            if entry is None:
-                break
-            total, n1, n2, n3, counts = entry
-            d = self.discounts(k)
-            gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
-            keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            discount = np.array((0.0,) + d)[np.minimum(values, 3).astype(np.int64)]
-            seen *= gamma
-            seen[keys] += (values - discount) / total
-            floor *= gamma
-        return seen, floor
-
-    def probability(self, token: int, context: Sequence[int] | None = None) -> float:
-        """P(token | context): the same number as `distribution(context)[token]`, faster."""
-        ctx = self._padded(context)
-        p = 1.0 / self.vocab
-        for k in range(self.order + 1):
-            entry = self._tables[k].get(ctx[self.order - k :])
-            if entry is None:
-                break
-            total, n1, n2, n3, counts = entry
-            d1, d2, d3 = self.discounts(k)
-            c = counts.get(token, 0)
-            kept = c - (d1 if c == 1 else d2 if c == 2 else d3) if c else 0.0
-            p = (kept + (d1 * n1 + d2 * n2 + d3 * n3) * p) / total
-        return p
-
-    def nll(self, tokens: Iterable[int]) -> float:
-        """Negative log-likelihood (nats, summed) of `tokens` as a new sequence; the model is unchanged."""
-        ctx = (BOS,) * self.order
-        total = 0.0
-        for token in tokens:
-            token = int(token)
-            total -= math.log(self.probability(token, ctx))
-            if self.order:
-                ctx = ctx[1:] + (token,)
-        return total
-
-    def context_count(self) -> int:
-        """How many distinct contexts (all orders) the model holds: a measure of its memory use."""
-        return sum(len(table) for table in self._tables)
 
 
 class IntervalMarkov:
@@ -243,7 +47,7 @@ class IntervalMarkov:
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> IntervalMarkov:
         """Observe each sequence from a fresh history; counts accumulate."""
-        _fit(self, sequences)
+        fit_sequences(self, sequences)
         return self
 
     def reset_history(self) -> None:
@@ -320,7 +124,7 @@ class PitchMarkov:
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> PitchMarkov:
         """Observe each sequence from a fresh history; counts accumulate."""
-        _fit(self, sequences)
+        fit_sequences(self, sequences)
         return self
 
     def reset_history(self) -> None:
@@ -403,12 +207,3 @@ def fit_pitch_markov(
         model.weights = weights
     model.fit(tune)  # counts add up: now the model has seen every sequence
     return model
-
-
-def _fit(model: MarkovModel | IntervalMarkov | PitchMarkov, sequences: Iterable[Sequence[int]]) -> None:
-    """What every `fit` does: each sequence from a fresh history, counts accumulating."""
-    for sequence in sequences:
-        model.reset_history()
-        for token in sequence:
-            model.observe(int(token))
-    model.reset_history()

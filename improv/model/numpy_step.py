@@ -41,44 +41,48 @@ def one_blas_thread() -> None:
         _blas_limited = True
 
 
+_SQRT_HALF = np.float32(0.7071067811865476)
+
+
 def _gelu(x: Array) -> Array:
-    """Exact (erf) GELU, by torch's own kernel: numpy has no erf."""
-    return torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
-
-
-class _Head:
-    """Linear -> GELU -> Linear (dropout is off at inference)."""
-
-    def __init__(self, weights: dict[str, Array], name: str) -> None:
-        self.w1, self.b1 = weights[f"{name}.net.0.weight"], weights[f"{name}.net.0.bias"]
-        self.w2, self.b2 = weights[f"{name}.net.3.weight"], weights[f"{name}.net.3.bias"]
-
-    def hidden(self, x: Array) -> Array:
-        a = self.w1 @ x
-        a += self.b1
-        return _gelu(a)
-
-    def out(self, hidden: Array) -> Array:
-        z = self.w2 @ hidden
-        z += self.b2
-        return z
+    """Exact GELU, x (1 + erf(x / sqrt 2)) / 2, with torch's erf (numpy has none), in place."""
+    y = x * _SQRT_HALF
+    erf = torch.from_numpy(y)
+    torch.special.erf(erf, out=erf)
+    y *= 0.5
+    y += 0.5
+    y *= x
+    return y
 
 
 class _Cell:
-    """An LSTM cell as one matrix-vector product over [input, h], gates reordered (i, f, o, g)."""
+    """An LSTM cell with its gates reordered (i, f, o, g), so one sigmoid covers three of them.
+
+    The caller supplies W_ih @ x + biases: for the first layer that is a sum of table rows
+    (`_InputGates`), the input being a sum of embeddings.
+    """
 
     def __init__(self, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array) -> None:
         n = w_hh.shape[1]
-        order = np.r_[0 : 2 * n, 3 * n : 4 * n, 2 * n : 3 * n]  # torch's (i, f, g, o) -> (i, f, o, g)
+        self.order = np.r_[0 : 2 * n, 3 * n : 4 * n, 2 * n : 3 * n]  # torch's (i, f, g, o) -> (i, f, o, g)
         self.n = n
-        self.n_in = w_ih.shape[1]
-        self.w = np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1)[order])
-        self.b = (b_ih + b_hh)[order]
+        self.w_ih = np.ascontiguousarray(w_ih[self.order])
+        self.w_hh = np.ascontiguousarray(w_hh[self.order])
+        self.w = np.ascontiguousarray(np.concatenate([self.w_ih, self.w_hh], axis=1))  # for a layer fed by a layer
+        self.b = (b_ih + b_hh)[self.order]
 
-    def __call__(self, x: Array, h: Array, c: Array) -> tuple[Array, Array]:
-        n = self.n
+    def from_layer(self, x: Array, h: Array, c: Array) -> tuple[Array, Array]:
         gates = self.w @ np.concatenate((x, h))
         gates += self.b
+        return self.update(gates, c)
+
+    def from_gates(self, input_gates: Array, h: Array, c: Array) -> tuple[Array, Array]:
+        gates = self.w_hh @ h
+        gates += input_gates
+        return self.update(gates, c)
+
+    def update(self, gates: Array, c: Array) -> tuple[Array, Array]:
+        n = self.n
         sig = gates[: 3 * n]  # sigmoid(x) = (1 + tanh(x / 2)) / 2: no overflow for large |x|
         sig *= 0.5
         np.tanh(sig, out=sig)
@@ -91,6 +95,48 @@ class _Cell:
         h_new = np.tanh(c_new)
         h_new *= sig[2 * n : 3 * n]
         return h_new, c_new
+
+
+class _InputGates:
+    """W_ih @ x + biases for an input x that is a sum of embedding rows (and of linear maps of
+    scalars), as a sum of precomputed rows: a few table look-ups instead of a product per event."""
+
+    def __init__(self, w_ih: Array, bias: Array, tables: dict[str, Array], constant: Array | None = None) -> None:
+        self.tables = {kind: np.ascontiguousarray(table @ w_ih.T) for kind, table in tables.items()}
+        self.bias = bias + (w_ih @ constant if constant is not None else 0.0)
+
+    def __call__(self, tokens: dict[str, int]) -> Array:
+        gates = self.bias.copy()
+        for kind, table in self.tables.items():
+            gates += table[tokens[kind]]
+        return gates
+
+
+class _Head:
+    """Linear -> GELU -> Linear (dropout is off at inference); the first Linear of the inputs
+    that are embeddings of tokens (the parts of the event already chosen) is precomputed."""
+
+    def __init__(self, weights: dict[str, Array], name: str, conditions: dict[str, Array]) -> None:
+        self.w1, self.b1 = weights[f"{name}.net.0.weight"], weights[f"{name}.net.0.bias"]
+        self.w2, self.b2 = weights[f"{name}.net.3.weight"], weights[f"{name}.net.3.bias"]
+        self.conditions = [np.ascontiguousarray(table @ self.w1.T) for table in conditions.values()]
+
+    def first(self, x: Array) -> Array:
+        """W1 @ x + b1 for the part of the input that is not a token's embedding."""
+        a = self.w1 @ x
+        a += self.b1
+        return a
+
+    def hidden(self, first: Array, *tokens: int) -> Array:
+        a = first.copy()
+        for table, token in zip(self.conditions, tokens):
+            a += table[token]
+        return _gelu(a)
+
+    def out(self, hidden: Array) -> Array:
+        z = self.w2 @ hidden
+        z += self.b2
+        return z
 
 
 class NumpyStep:
@@ -107,32 +153,35 @@ class NumpyStep:
         self.rhythm_hidden = int(config.rhythm_hidden)
         self.width = self.hidden + self.rhythm_hidden + 1
         self.relative_pitch = bool(config.relative_pitch)
-        self.lean_inputs = bool(config.lean_inputs)
-        self._pitch_in = weights["pitch_in.weight"]
-        self._step_in = weights["step_in.weight"]
-        self._duration_in = weights["duration_in.weight"]
-        self._velocity_in = weights["velocity_in.weight"]
-        self._interval_in = weights["interval_in.weight"]
-        self._times_w = weights["times_in.weight"]
-        self._times_b = weights["times_in.bias"]
         bins = config.binning
-        self._step_s = np.asarray(bins.step_s, dtype=np.float32)
-        self._duration_s = np.asarray(bins.duration_s, dtype=np.float32)
-        self._cells = [
-            _Cell(*(weights[f"lstm.{name}_l{layer}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
-            for layer in range(self.layers)
-        ]
-        self._rhythm_cell = _Cell(*(weights[f"rhythm_lstm.{name}_l0"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        embeddings = {kind: weights[f"{kind}_in.weight"] for kind in ("pitch", "interval", "step", "duration", "velocity")}
+        lstm = [[weights[f"lstm.{name}_l{layer}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                for layer in range(self.layers)]
+        self._cells = [_Cell(*layer) for layer in lstm]
+        first = self._cells[0]
+        if config.lean_inputs:  # pitch plus times_in(step s, duration s), a linear map
+            times_w = weights["times_in.weight"]
+            lean = {
+                "pitch": embeddings["pitch"],
+                "step": np.outer(np.asarray(bins.step_s, dtype=np.float32), times_w[:, 0]),
+                "duration": np.outer(np.asarray(bins.duration_s, dtype=np.float32), times_w[:, 1]),
+            }
+            self._input = _InputGates(first.w_ih, first.b, lean, weights["times_in.bias"])
+        else:
+            self._input = _InputGates(first.w_ih, first.b, embeddings)
+        rhythm = [weights[f"rhythm_lstm.{name}_l0"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        self._rhythm_cell = _Cell(*rhythm)
+        self._rhythm_input = _InputGates(self._rhythm_cell.w_ih, self._rhythm_cell.b, embeddings)
         self._rhythm_mix_w, self._rhythm_mix_b = weights["rhythm_mix.weight"], weights["rhythm_mix.bias"]
-        self._step_cond = weights["step_cond.weight"]
-        self._pitch_cond = weights["pitch_cond.weight"]
-        self._duration_cond = weights["duration_cond.weight"]
-        self._step_head = _Head(weights, "step_head")
-        self._pitch_head = _Head(weights, "pitch_head")
-        self._duration_head = _Head(weights, "duration_head")
-        self._velocity_head = _Head(weights, "velocity_head")
+        step_cond, pitch_cond = weights["step_cond.weight"], weights["pitch_cond.weight"]
+        duration_cond = weights["duration_cond.weight"]
+        self._step_head = _Head(weights, "step_head", {})
+        self._pitch_head = _Head(weights, "pitch_head", {"step": step_cond})
+        self._duration_head = _Head(weights, "duration_head", {"step": step_cond, "pitch": pitch_cond})
+        self._velocity_head = _Head(weights, "velocity_head", {"step": step_cond, "pitch": pitch_cond,
+                                                               "duration": duration_cond})
         self._interval_w, self._interval_b = weights["pitch_interval_out.weight"], weights["pitch_interval_out.bias"]
-        self._cached: tuple[Array, Array] | None = None  # (state, its rhythm heads' input)
+        self._cached: tuple[Array, tuple[Array, ...]] | None = None  # (state, the heads' first layers there)
 
     def initial_state(self) -> Array:
         state = np.zeros((2, self.layers, self.width), dtype=np.float32)
@@ -151,49 +200,45 @@ class NumpyStep:
             interval = N_INTERVAL_IN - 1
         else:
             interval = min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE) + INTERVAL_RANGE
-        embedded = self._pitch_in[pitch] + self._interval_in[interval]
-        embedded += self._step_in[step]
-        embedded += self._duration_in[duration]
-        embedded += self._velocity_in[velocity]
-        x = embedded
-        if self.lean_inputs:
-            times = np.array([self._step_s[step], self._duration_s[duration]], dtype=np.float32)
-            x = self._times_w @ times
-            x += self._times_b
-            x += self._pitch_in[pitch]
+        tokens = {"pitch": pitch, "interval": interval, "step": step, "duration": duration, "velocity": velocity}
         new = np.zeros_like(state)
         hidden = self.hidden
-        for i, cell in enumerate(self._cells):
-            h, c = cell(x, state[0, i, :hidden], state[1, i, :hidden])
-            new[0, i, :hidden] = h
-            new[1, i, :hidden] = c
-            x = h
+        h, c = self._cells[0].from_gates(self._input(tokens), state[0, 0, :hidden], state[1, 0, :hidden])
+        new[0, 0, :hidden], new[1, 0, :hidden] = h, c
+        for i in range(1, self.layers):
+            h, c = self._cells[i].from_layer(h, state[0, i, :hidden], state[1, i, :hidden])
+            new[0, i, :hidden], new[1, i, :hidden] = h, c
         if self.rhythm_hidden > 0:
             own = state[:, 0, hidden:-1]
-            new[0, 0, hidden:-1], new[1, 0, hidden:-1] = self._rhythm_cell(embedded, own[0], own[1])
+            new[0, 0, hidden:-1], new[1, 0, hidden:-1] = self._rhythm_cell.from_gates(
+                self._rhythm_input(tokens), own[0], own[1])
         new[:, :, -1] = pitch
         return new
 
-    def _rhythm_top(self, state: Array) -> Array:
-        """What the rhythm heads start from: the main LSTM's output, plus the rhythm LSTM's."""
+    def _firsts(self, state: Array) -> tuple[Array, ...]:
+        """The heads' first layers on what they start from (cached for the last state): the main
+        LSTM's output for pitch; for the rhythm heads, plus the rhythm LSTM's."""
         cached = self._cached
         if cached is not None and cached[0] is state:
             return cached[1]
         top = state[0, -1, : self.hidden]
+        rhythm = top
         if self.rhythm_hidden > 0:
-            top = self._rhythm_mix_w @ state[0, 0, self.hidden : -1]
-            top += self._rhythm_mix_b
-            top += state[0, -1, : self.hidden]
-        self._cached = (state, top)
-        return top
+            rhythm = self._rhythm_mix_w @ state[0, 0, self.hidden : -1]
+            rhythm += self._rhythm_mix_b
+            rhythm += top
+        firsts = (self._step_head.first(rhythm), self._pitch_head.first(top),
+                  self._duration_head.first(rhythm), self._velocity_head.first(rhythm))
+        self._cached = (state, firsts)
+        return firsts
 
     def step_logits(self, state: Array) -> Array:
         head = self._step_head
-        return head.out(head.hidden(self._rhythm_top(state)))
+        return head.out(head.hidden(self._firsts(state)[0]))
 
     def pitch_logits(self, state: Array, step: int) -> Array:
         head = self._pitch_head
-        hidden = head.hidden(state[0, -1, : self.hidden] + self._step_cond[step])
+        hidden = head.hidden(self._firsts(state)[1], step)
         logits = head.out(hidden)
         last = self.last_pitch(state)
         if self.relative_pitch and last != self.start_pitch:
@@ -204,13 +249,8 @@ class NumpyStep:
 
     def duration_logits(self, state: Array, step: int, pitch: int) -> Array:
         head = self._duration_head
-        x = self._rhythm_top(state) + self._step_cond[step]
-        x += self._pitch_cond[pitch]
-        return head.out(head.hidden(x))
+        return head.out(head.hidden(self._firsts(state)[2], step, pitch))
 
     def velocity_logits(self, state: Array, step: int, pitch: int, duration: int) -> Array:
         head = self._velocity_head
-        x = self._rhythm_top(state) + self._step_cond[step]
-        x += self._pitch_cond[pitch]
-        x += self._duration_cond[duration]
-        return head.out(head.hidden(x))
+        return head.out(head.hidden(self._firsts(state)[3], step, pitch, duration))

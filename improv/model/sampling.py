@@ -278,10 +278,14 @@ def choose(
     NLL and entropy are of the model's own distribution (T = 1, no mask, no top-p), in nats: how
     surprising the choice was to the model, whatever the knob says.
     """
-    token = sample(logits, temperature, rng, top_p, mask)
-    at_one = log_softmax(logits)
-    p = np.exp(at_one)
-    return token, float(-at_one[token]), float(-np.dot(p, np.where(p > 0.0, at_one, 0.0)))
+    z = _as_logits(logits)
+    token = sample(z, temperature, rng, top_p, mask)
+    shifted = z - z.max()  # log-sum-exp at T = 1; `sample` has checked the logits
+    e = np.exp(shifted)
+    total = float(e.sum())
+    log_total = math.log(total)
+    spread = float(np.dot(e, np.where(e > 0.0, shifted, 0.0)))  # 0 log 0 = 0 where a logit is -inf
+    return token, log_total - float(shifted[token]), log_total - spread / total
 
 
 @dataclass(frozen=True, slots=True)

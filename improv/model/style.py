@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from improv.music.encoding import N_PITCH
-from improv.model.markov import MarkovModel
+from improv.model.kneser_ney import MarkovModel
 
 STYLE_ORDER = 6
 
