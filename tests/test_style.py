@@ -137,3 +137,32 @@ def test_a_pause_starts_a_new_phrase_in_the_memory(tiny_model) -> None:
     assert engine.style.events == 4
     history = engine.style.model.history
     assert history[-1] >= 0 and all(token < 0 for token in history[:-1])  # only the new phrase's first note
+
+
+def test_the_memory_keeps_the_recent_player_and_stays_bounded() -> None:
+    """An evening of playing: the memory holds between `capacity` and twice that, and what the player
+    stopped playing long ago is forgotten while what they play now is known."""
+    style = StyleMemory(n_step=32, capacity=50)
+    old = [(60, 4), (62, 4), (64, 4)]
+    new = [(70, 8), (72, 8), (75, 8)]
+    for _ in range(20):  # 60 events of an old motif
+        for pitch, step in old:
+            style.learn(pitch, step)
+    assert style.matched_order(style.context(old)) > 0
+    for _ in range(100):  # then 300 events of a new one
+        for pitch, step in new:
+            style.learn(pitch, step)
+    assert 50 <= style.events <= 100
+    joint = style.joint(style.context(new * 2))
+    assert joint[70, 8] > 0.5  # after ...75, 70 comes again
+    assert style.matched_order(style.context(old * 2)) <= 0  # the old motif is gone
+
+
+def test_the_memory_does_not_grow_with_the_evening() -> None:
+    """Ever-new material (every context new): the contexts held stay within what 2 x capacity events make."""
+    rng = np.random.default_rng(3)
+    style = StyleMemory(n_step=32, capacity=50)
+    for pitch, step in zip(rng.integers(40, 90, 3000), rng.integers(0, 32, 3000)):
+        style.learn(int(pitch), int(step))
+    assert style.events <= 100
+    assert style.model.context_count() <= 100 * (style.order + 1)  # unbounded, 3000 events make ~15,000

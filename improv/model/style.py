@@ -4,7 +4,10 @@ A variable-order Markov model (interpolated Kneser-Ney, orders up to 6, so
 it backs off to shorter contexts it has seen) over the player's own events,
 each one token of (pitch, step bin): melody and rhythm together, so a motif
 comes back with its rhythm. It learns as each note arrives (a dict update or
-two, a few microseconds) and forgets nothing until the session ends.
+two, a few microseconds) and remembers the player's last `MEMORY_EVENTS` to
+2 x `MEMORY_EVENTS` events: a younger model starts learning once the memory is
+full and takes over when it has heard `MEMORY_EVENTS` itself, so an evening of
+playing holds its memory flat (it grew ~2 KB per note, ~1 MB a minute of duet).
 
 `blend` is the "follow me" mix: (1 - w) * model + w * memory, in
 probabilities, before the temperature is applied. The memory's smoothing
@@ -25,26 +28,39 @@ from improv.music.encoding import N_PITCH
 from improv.model.kneser_ney import MarkovModel
 
 STYLE_ORDER = 6
+MEMORY_EVENTS = 4096  # about ten minutes of busy playing
 
 
 class StyleMemory:
     """The player's (pitch, step bin) events as a Markov model that grows during the session."""
 
-    def __init__(self, n_step: int, order: int = STYLE_ORDER) -> None:
+    def __init__(self, n_step: int, order: int = STYLE_ORDER, capacity: int = MEMORY_EVENTS) -> None:
         self.n_step = n_step
         self.order = order
+        self.capacity = capacity
         self.model = MarkovModel(N_PITCH * n_step, order)
+        self._younger: MarkovModel | None = None  # learning since the memory filled; takes over when full
 
     def token(self, pitch: int, step: int) -> int:
         return pitch * self.n_step + step
 
     def learn(self, pitch: int, step: int) -> None:
         """One event the player played (after the ones before it)."""
-        self.model.observe(self.token(pitch, step))
+        token = self.token(pitch, step)
+        self.model.observe(token)
+        if self._younger is None:
+            if self.model.tokens_seen >= self.capacity:
+                self._younger = MarkovModel(N_PITCH * self.n_step, self.order)
+            return
+        self._younger.observe(token)
+        if self._younger.tokens_seen >= self.capacity:
+            self.model, self._younger = self._younger, MarkovModel(N_PITCH * self.n_step, self.order)
 
     def new_phrase(self) -> None:
         """The next event starts a new sequence (after a reset): no context across it."""
         self.model.reset_history()
+        if self._younger is not None:
+            self._younger.reset_history()
 
     @property
     def events(self) -> int:
