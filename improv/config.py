@@ -18,6 +18,15 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     seed_events = 64      # the rolling seed: how many recent events the model state is rebuilt from
     register_margin = 12  # answers stay within this many semitones of your notes (0: anywhere in the range)
     chord_margin = 1      # answers' chords: at most this many notes more than your largest recent chord
+    plan = true           # answers take their shape from your call (false: as the model plays them)
+    plan_register = 4     # semitones an answer's median may drift from your call's before it is steered back
+    plan_leap = 2         # semitones from your last notes to the answer's first (or a tone of your last chord)
+    plan_span = 12        # semitones an answer may be wider than your call
+    plan_pace = 2.0       # an answer's steps within this factor of your call's pulse, either way
+    plan_chord = 1        # notes an answer's chord may have more than your call's largest
+    plan_length = 4.0     # answer notes per call note (at least half, at most reply_notes)
+    plan_motif = 0.75     # share of the answer's melody notes that continue your call's interval pairs
+    plan_key = 1.0        # share of answer notes in your call's scale
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
@@ -100,6 +109,15 @@ class Config:
     seed_events: int = 64
     register_margin: int = 12
     chord_margin: int = 1
+    plan: bool = True
+    plan_register: int = 4
+    plan_leap: int = 2
+    plan_span: int = 12
+    plan_pace: float = 2.0
+    plan_chord: int = 1
+    plan_length: float = 4.0
+    plan_motif: float = 0.75
+    plan_key: float = 1.0
     soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
@@ -123,6 +141,7 @@ class Config:
             raise ConfigError(f"register_margin must be 0 (off) or 6-127, got {margin}")
         set_(self, "register_margin", margin)
         set_(self, "chord_margin", check_int(self.chord_margin, "chord_margin", 0, 127))
+        _check_plan(self)
         if not isinstance(self.soundfont, str):
             raise ConfigError(f"soundfont must be a file path in quotes, got {show_value(self.soundfont)}")
         if not isinstance(self.controls, Mapping):
@@ -144,6 +163,23 @@ class Config:
     def copy(self, **overrides: Any) -> Config:
         """A copy with some fields changed (validated again)."""
         return replace(self, **overrides)
+
+
+_PLAN_INTS = (("plan_register", 0, 24), ("plan_leap", 0, 12), ("plan_span", 0, 48), ("plan_chord", 0, 8))
+_PLAN_FLOATS = (("plan_pace", 1.0, 8.0), ("plan_length", 0.5, 4.0), ("plan_motif", 0.0, 1.0), ("plan_key", 0.0, 1.0))
+
+
+def _check_plan(config: Config) -> None:
+    """The answer planner's keys (as `improv.live.planner.PlanSettings` checks them)."""
+    if not isinstance(config.plan, bool):
+        raise ConfigError(f"plan must be true or false, got {show_value(config.plan)}")
+    for name, lo, hi in _PLAN_INTS:
+        object.__setattr__(config, name, check_int(getattr(config, name), name, lo, hi))
+    for name, lo, hi in _PLAN_FLOATS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise ConfigError(f"{name} must be a number {lo:g}-{hi:g}, got {show_value(value)}")
+        object.__setattr__(config, name, float(value))
 
 
 _ENGINE_KEYS = tuple(f.name for f in fields(Config) if f.name != "controls")

@@ -68,12 +68,13 @@ def test_velocity_follows_the_player(model) -> None:
 
 @pytest.mark.parametrize("margin", [12, None])
 def test_answers_stay_near_the_register_the_player_used(tiny_model, margin) -> None:
-    """The tiny model draws pitches almost uniformly: only the register margin keeps them near."""
+    """The tiny model draws pitches almost uniformly: only the register margin keeps them near (the
+    answer planner, which keeps them nearer still, is off here)."""
     outside = 0
     for seed in range(4):
         clock = Clock()
         port = Port(clock)
-        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, register_margin=margin)
+        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, register_margin=margin, plan=None)
         engine = Engine(tiny_model, port.send, settings, clock=clock)
         play(engine, clock, [(i * 0.25, 0.2, p, 90) for i, p in enumerate([60, 64, 67, 64, 62, 65])])
         run_until(engine, clock, clock.now + 12.0)
@@ -111,13 +112,14 @@ def test_answers_keep_to_the_range_and_key_when_the_player_is_outside_the_range(
 
 @pytest.mark.parametrize(("margin", "largest"), [(1, 2), (None, 6)])
 def test_answers_chords_follow_the_players_texture(model, margin, largest) -> None:
-    """A single line, answered by the shipped model: with the margin, single notes and dyads only."""
+    """A single line, answered by the shipped model: with the margin, single notes and dyads only (the
+    answer planner, which answers a line with a line whatever the margin, is off here)."""
     line = [(i * 0.25, 0.22, p, v) for i, (p, v) in enumerate([(62, 70), (65, 75), (69, 85), (67, 80), (65, 72), (64, 70), (62, 90)])]
     sizes: list[int] = []
     for seed in range(10):
         clock = Clock()
         port = Port(clock)
-        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, chord_margin=margin)
+        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, chord_margin=margin, plan=None)
         engine = Engine(model, port.send, settings, clock=clock)
         play(engine, clock, line)
         run_until(engine, clock, clock.now + 12.0, step=0.002)

@@ -14,6 +14,7 @@ from improv.controls import actions as controls_mod
 from improv.live.clock import QUANTIZE, REPLY_ON
 from improv.live.engine import (
     SYNC_MODES,
+    AnswerPlanned,
     Crashed,
     LearnedControl,
     Message,
@@ -55,6 +56,25 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                    help="answers stay within N semitones of the notes you just played (default 12; 0: anywhere in --range)")
     g.add_argument("--chord-margin", type=int, metavar="N", default=None,
                    help="answers' chords have at most N more notes than your largest recent chord (default 1; at most 6)")
+    p = parser.add_argument_group("answer planner (an answer's shape comes from your call)")
+    p.add_argument("--no-plan", dest="plan", action="store_false", default=None,
+                   help="answers as the model plays them, within --register-margin and --chord-margin only")
+    p.add_argument("--plan-register", type=int, metavar="N", default=None,
+                   help="semitones an answer's median may drift from your call's before it is steered back (default 4)")
+    p.add_argument("--plan-leap", type=int, metavar="N", default=None,
+                   help="semitones from your last notes to the answer's first, or a tone of your last chord (default 2)")
+    p.add_argument("--plan-span", type=int, metavar="N", default=None,
+                   help="semitones an answer may be wider than your call (default 12)")
+    p.add_argument("--plan-pace", type=float, metavar="X", default=None,
+                   help="an answer's steps within X times your call's pulse, either way (default 2)")
+    p.add_argument("--plan-chord", type=int, metavar="N", default=None,
+                   help="notes an answer's chord may have more than your call's largest (default 1)")
+    p.add_argument("--plan-length", type=float, metavar="X", default=None,
+                   help="answer notes per call note, at least 0.5, at most --reply-notes (default 4)")
+    p.add_argument("--plan-motif", type=float, metavar="X", default=None,
+                   help="0-1: share of the answer's melody notes that continue your call's motifs (default 0.75)")
+    p.add_argument("--plan-key", type=float, metavar="X", default=None,
+                   help="0-1: share of answer notes in your call's scale (default 1)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",
@@ -103,6 +123,8 @@ class HeadlessPrinter:
                 f"model {event.step_ms:.2f} ms/note  surprise {event.surprise:.2f} nats  "
                 f"tempo x{event.tempo_factor:.2f}  pitches {pitches}{cut}\n"
             )
+        elif isinstance(event, AnswerPlanned):
+            self.out.write(f"{event.readout}\n")
         elif isinstance(event, StateChanged):
             self.out.write(f"temperature {event.temperature:.2f}  follow {event.follow:.2f}  mode {event.mode}"
                            f"{'  paused' if event.paused else ''}\n")

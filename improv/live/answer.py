@@ -18,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from improv.live.call import describe_call
 from improv.live.echo import EchoFilter
 from improv.live.output import Output, Sent
 from improv.live.player import Player
-from improv.live.protocol import Message, NotePlayed, ReplyDone
+from improv.live.planner import Plan
+from improv.live.protocol import AnswerPlanned, Message, NotePlayed, ReplyDone
+from improv.live.rules import snap_to_pulse
 from improv.live.settings import EngineSettings
 from improv.live.timing import LATE_NOTE_S, FreeTime
 from improv.model import sampling
@@ -31,21 +34,6 @@ REPLY_TAG = "reply"
 MIN_DURATION_S = 0.03
 EARLY_WAKE_S = 0.0015  # wake this long before a note is due and stay awake: the OS may wake a thread late
 KEY_LOCK_MIN_NOTES = 3
-PULSE_RATIOS = (1 / 4, 1 / 3, 1 / 2, 1.0, 3 / 2, 2.0, 3.0, 4.0)
-
-
-def snap_to_pulse(step_s: float, pulse_s: float | None) -> float:
-    """Move a reply step onto the player's pulse: the nearest simple ratio of it (on a log scale).
-
-    The model's steps come from notated music, in bins; scaled to the player's tempo they land
-    near, not on, the player's subdivisions. Snapping keeps the answer in the player's time.
-    Chord tones (0), ornaments (under a sixth of the pulse) and long rests (over 4 pulses) stay.
-    """
-    if pulse_s is None or pulse_s <= 0 or step_s < pulse_s / 6 or step_s > 4 * pulse_s:
-        return step_s
-    ratio = step_s / pulse_s
-    best = min(PULSE_RATIOS, key=lambda r: abs(math.log(ratio / r)))
-    return best * pulse_s
 
 
 def key_lock(constraints: Constraints, value: Any, recent: Sequence[tuple[int, float]]) -> tuple[Constraints | None, str]:
@@ -130,6 +118,7 @@ class Answer:
         self.late_notes = 0  # answer notes sent more than LATE_NOTE_S after their time
         self.reply: Reply | None = None
         self.reply_start: tuple[SeedSnapshot, float | None] | None = None  # for `reroll`
+        self.plan: Plan | None = None  # the shape of the answer under way (or the last), from its call
         self._model_velocity: float | None = None  # running mean of the model's own velocities
 
     # -- one pass of the engine's loop ---------------------------------------------------
@@ -201,8 +190,22 @@ class Answer:
         self.reply_start = (snapshot, player.last_onset)
         seconds = self.settings.reply_seconds
         notes = self.settings.reply_notes if not duet else 1 << 30
+        self.plan = self._plan(now) if not duet else None
+        if self.plan is not None:
+            notes = self.plan.notes
         self.reply = Reply(gap_end, notes, max(now, gap_end) + seconds if seconds else math.inf, undo=undo)
         self.go_on(now)
+
+    def _plan(self, now: float) -> Plan | None:
+        """The shape of the answer to the call just played (None with the planner off, or no call)."""
+        settings = self.settings
+        call = describe_call(self.player.call_notes(now)) if settings.plan is not None else None
+        if call is None or settings.plan is None:
+            return None
+        plan = Plan(call, settings.plan, settings.reply_notes, self.improviser.bins.step_s,
+                    self.timing.tempo_factor, self.constraints.key)
+        self.events.put(AnswerPlanned(plan.readout()))
+        return plan
 
     def reroll(self, now: float) -> bool:
         """Play the last reply again, resampled from the seed state it started from."""
@@ -220,7 +223,11 @@ class Answer:
         self.player.last_onset = last_onset
         self.player.new_notes = 0
         seconds = self.settings.reply_seconds
-        self.reply = Reply(now, self.settings.reply_notes, now + seconds if seconds else math.inf, rerolled=True)
+        notes = self.settings.reply_notes
+        if self.plan is not None:
+            self.plan.restart()
+            notes = self.plan.notes
+        self.reply = Reply(now, notes, now + seconds if seconds else math.inf, rerolled=True)
         self.go_on(now)
         return True
 
@@ -311,8 +318,14 @@ class Answer:
             self._place_held(reply, now)
         if self._needs_sample(now):
             started = time.perf_counter()
-            sampled = self.improviser.sample(self.temperature, self.rng, self.player.answer_constraints(self.constraints),
+            constraints = self.player.answer_constraints(self.constraints)
+            plan = self.plan if self.mode == "call" else None
+            if plan is not None:
+                constraints = plan.constraints(constraints)
+            sampled = self.improviser.sample(self.temperature, self.rng, constraints,
                                              style=self.player.style, follow=self.follow)
+            if plan is not None:
+                plan.played(sampled.event.pitch, sampled.tokens[1] == 0 and reply.sampled > 0)
             reply.model_s += time.perf_counter() - started
             reply.sampled += 1
             reply.nll += sampled.nll
@@ -330,13 +343,22 @@ class Answer:
                     # when the gap ends, or at once if it has: the gap already was the wait
                     onset = max(self.clock(), reply.gap_end)
                 else:
-                    step = snap_to_pulse(event.step * self.timing.tempo_factor, self.timing.player_pulse_s())
+                    scale, pulse_s = self._time_scale()
+                    step = snap_to_pulse(event.step * scale, pulse_s)
                     onset = max(reply.cursor + step, now)
                     if self.mode == "duet" and self.player.last_onset is not None:
                         onset = max(self.player.last_onset + step, now)
                 self._schedule(reply, sampled, onset)
         if reply.notes_left <= 0 and reply.held is None and not self.output.busy(REPLY_TAG):
             self.end(interrupted=False)
+
+    def _time_scale(self) -> tuple[float, float | None]:
+        """Seconds of the answer per second of the model, and the pulse its steps snap to: the call's
+        (from the plan) in free time, the timing's on a grid or with no plan."""
+        plan = self.plan
+        if plan is not None and self.mode == "call" and self.timing.grid() is None:
+            return plan.time_scale, plan.pulse_s
+        return self.timing.tempo_factor, self.timing.player_pulse_s()
 
     def _place_held(self, reply: Reply, now: float) -> None:
         assert reply.held is not None
@@ -350,7 +372,7 @@ class Answer:
 
     def _schedule(self, reply: Reply, sampled: Any, onset: float) -> None:
         event = sampled.event
-        duration = max(event.duration * self.timing.tempo_factor, MIN_DURATION_S)
+        duration = max(event.duration * self._time_scale()[0], MIN_DURATION_S)
         lo, hi = self.settings.velocity_range
         # The model's dynamics come from notated markings (mostly p-mf): keep its shape, but
         # centre it on how loud the player plays.

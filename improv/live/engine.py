@@ -29,6 +29,7 @@ from improv.live.output import Output
 from improv.live.player import CHORD_WINDOW_S, REFERENCE_VELOCITY, THRU_TAG, Player
 from improv.live.protocol import (
     COMMANDS,
+    AnswerPlanned,
     MODES,
     Command,
     Crashed,
@@ -67,7 +68,7 @@ from improv.model.temperature import check_temperature, nudge_temperature
 __all__ = [  # the names front ends and tests import from here
     "CHORD_WINDOW_S", "EARLY_WAKE_S", "LATE_NOTE_S", "MIN_DURATION_S", "MODES", "PIANO_TAG", "PLAYER_TAGS",
     "REFERENCE_STEP_S", "REFERENCE_VELOCITY", "REPLY_TAG", "SYNC_MODES", "TEMPO_RANGE", "THRU_TAG",
-    "Crashed", "Engine", "EngineSettings", "LearnedControl", "Message", "NotePlayed", "PlayerNoteOn",
+    "AnswerPlanned", "Crashed", "Engine", "EngineSettings", "LearnedControl", "Message", "NotePlayed", "PlayerNoteOn",
     "ReplyDone", "StateChanged", "TransportChanged", "snap_to_pulse",
 ]
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from improv.live.call import CallNote
 from improv.live.echo import EchoFilter
 from improv.live.listener import NoteStarted, NoteTracker
 from improv.live.output import Output
@@ -28,6 +29,7 @@ REFERENCE_VELOCITY = 80
 CHORD_WINDOW_S = 0.035  # onsets closer than this are one chord
 THRU_TAG = "thru"
 STALE_CHECK_S = 0.5
+CALL_NOTES = 64  # the most of a call the answer planner looks at (its last notes)
 
 
 class Player:
@@ -51,12 +53,16 @@ class Player:
         self.recent: deque[tuple[int, float]] = deque(maxlen=KEY_LOCK_NOTES)  # (pitch, duration)
         self.recent_chords: deque[int] = deque(maxlen=CHORD_MEMORY)  # notes per onset the player struck
         self.dynamics: list[float] = []  # the player's last phrase: mean velocity per onset
+        self.call: deque[list[Any]] = deque(maxlen=CALL_NOTES)  # [start, pitch, end | None]: the call under way
         self._last_cluster_start: float | None = None
         self._next_stale_check = 0.0
 
     def started(self, note: NoteStarted) -> None:
         self.pending.append([note.time, note.pitch, note.velocity, None])
         self.events.put(PlayerNoteOn(note.pitch, note.velocity, note.time))
+        if self.new_notes == 0:  # the first note since an answer began: a new call
+            self.call.clear()
+        self.call.append([note.time, note.pitch, None])
         self.new_notes += 1
         self.velocity += 0.3 * (note.velocity - self.velocity)
         if self._last_cluster_start is None or note.time - self._last_cluster_start > CHORD_WINDOW_S:
@@ -75,11 +81,19 @@ class Player:
             if entry[1] == note.pitch and entry[3] is None and abs(entry[0] - note.start) < 1e-6:
                 entry[3] = note.start + note.duration
                 break
+        for entry in self.call:
+            if entry[1] == note.pitch and entry[2] is None and abs(entry[0] - note.start) < 1e-6:
+                entry[2] = note.start + note.duration
+                break
         self.recent.append((note.pitch, note.duration))
         self.events.put(NotePlayed("player", note.pitch, note.velocity, note.start, note.duration))
         if self.settings.thru:
             self.output.note_off_now(note.pitch, self.settings.out_channel, THRU_TAG)
             self.echo.remember(note.pitch, False, self.clock(), 0)
+
+    def call_notes(self, now: float) -> list[CallNote]:
+        """The call under way (the notes struck since the last answer began), held notes up to `now`."""
+        return [CallNote(start, pitch, (end if end is not None else now) - start) for start, pitch, end in self.call]
 
     def expire_stale(self, now: float) -> None:
         """A key down for `stale_key_s` without its note-off is taken as released."""
@@ -161,6 +175,7 @@ class Player:
         self.pending.clear()
         self.recent.clear()
         self.recent_chords.clear()
+        self.call.clear()
         self.dynamics = []
         self.improviser.reset()
         self.style.new_phrase()

@@ -183,6 +183,13 @@ class ReplyDone:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerPlanned:
+    """The shape the planner gave the answer beginning now (`planner.Plan.readout`), for the screen."""
+
+    readout: str
+
+
+@dataclass(frozen=True, slots=True)
 class StateChanged:
     temperature: float
     mode: str

@@ -25,6 +25,7 @@ from improv import config as config_mod
 from improv.controls import actions as controls_mod
 from improv.controls.control_map import ControlMap
 from improv.live.clock import parse_quantize
+from improv.live.planner import PlanSettings
 from improv.live.engine import (
     PLAYER_TAGS,
     Engine,
@@ -100,9 +101,21 @@ def settings_from(args: argparse.Namespace, config: config_mod.Config) -> Engine
             clock_out_bpm=args.clock_out,
             quantize=quantize,
             reply_on=args.reply_on,
+            plan=plan_settings_from(args, config),
         )
     except ValueError as error:
         raise ConfigError(f"--{error}") from None
+
+
+def plan_settings_from(args: argparse.Namespace, config: config_mod.Config) -> PlanSettings | None:
+    """The answer planner's margins: command line over config file; None when it is off."""
+    if not (args.plan if getattr(args, "plan", None) is not None else config.plan):
+        return None
+    values = {}
+    for name in ("register", "leap", "span", "pace", "chord", "length", "motif", "key"):
+        given = getattr(args, f"plan_{name}", None)
+        values[name] = given if given is not None else getattr(config, f"plan_{name}")
+    return PlanSettings(**values)
 
 
 def control_map_from(args: argparse.Namespace, config: config_mod.Config) -> ControlMap:

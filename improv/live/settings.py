@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from improv.live.clock import REPLY_ON, pulse_seconds
+from improv.live.planner import PlanSettings
 from improv.live.protocol import MODES
 from improv.model.style import check_follow
 from improv.model.temperature import check_temperature
@@ -52,6 +53,9 @@ class EngineSettings:
     clock_out_bpm: float | None = None  # be the clock: send it on the output at this tempo
     quantize: int | None = 6  # grid of synced answers in clock pulses (6 = 1/16); None: off
     reply_on: str = "beat"  # synced answers start on the next "beat", "bar", or "now"
+    # The answer planner's margins (improv.live.planner): an answer's shape comes from its call.
+    # None: answers as the model plays them, within the margins above only.
+    plan: PlanSettings | None = field(default_factory=PlanSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -33,6 +33,10 @@ class Constraints:
         root, mode = self.key if self.key else (None, None)
         return pitch_mask(self.pitch_lo, self.pitch_hi, root, mode)
 
+    def planned_steps(self, n_step: int) -> BoolArray | None:
+        """Step bins a caller allows the next event (None: all); a hook for answer planners."""
+        return None
+
 
 def polyphony_mask(chord_pitches: Collection[int], max_polyphony: int, n_step_bins: int, chord_bin: int = 0) -> BoolArray:
     """Mask over the step head's bins that stops chords growing past `max_polyphony`.
@@ -69,6 +73,10 @@ def step_mask(
     if not can_grow:
         mask = np.ones(n_step, dtype=bool) if mask is None else mask
         mask[0] = False
+    planned = constraints.planned_steps(n_step) if constraints is not None else None
+    if planned is not None:  # a planner's steps, where they leave some bin the rest allows
+        narrowed = planned if mask is None else planned & mask
+        mask = narrowed if narrowed.any() else mask
     return mask
 
 

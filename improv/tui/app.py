@@ -30,6 +30,7 @@ from textual.widgets import Static
 from improv.live.clock import Transport
 from improv.controls.actions import Action, Learned
 from improv.live.engine import (
+    AnswerPlanned,
     Crashed,
     LearnedControl,
     Message,
@@ -79,6 +80,7 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
     learning = reactive[Action | None](None, init=False)
     surprise = reactive[float | None](None, init=False)  # nats per note of the last answer
     follow = reactive(0.0, init=False)
+    plan_readout = ""  # the last answer's plan (`AnswerPlanned`), shown with the readings
     transport = reactive[Transport | None](None, init=False)  # the clock answers keep time with
 
     def __init__(
@@ -184,6 +186,8 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
                 self.step_ms = event.step_ms
             if not event.rerolled:
                 self.latency.add(event.latency_ms)
+        elif isinstance(event, AnswerPlanned):
+            self.plan_readout = event.readout
         elif isinstance(event, PlayerNoteOn):
             if self._hint is not None and self.status_text == self._hint:
                 self.say("")

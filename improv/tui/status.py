@@ -127,6 +127,7 @@ class StatusLines:
             f"model {number(self.step_ms, 2)} ms/note",
             f"late {late}, dropped {dropped}",
             *([f"audio {synth.latency_ms:.1f} ms"] if (synth := self.session.synth) is not None else []),
+            *([plan] if (plan := getattr(self, "plan_readout", "")) else []),
         ])
 
     def _show_keys(self) -> None:
