@@ -325,7 +325,7 @@ class Answer:
             sampled = self.improviser.sample(self.temperature, self.rng, constraints,
                                              style=self.player.style, follow=self.follow)
             if plan is not None:
-                plan.played(sampled.event.pitch, sampled.tokens[1] == 0 and reply.sampled > 0)
+                plan.played(sampled.event.pitch, sampled.tokens[1] if reply.sampled > 0 else 1)
             reply.model_s += time.perf_counter() - started
             reply.sampled += 1
             reply.nll += sampled.nll

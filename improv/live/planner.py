@@ -25,9 +25,8 @@ from improv.live.rules import (
     motif_due,
     motif_rule,
     onset_size,
-    pace_steps,
+    pace_rule,
     register_rule,
-    span_rule,
     time_scale,
 )
 from improv.model.constraints import Constraints
@@ -100,31 +99,42 @@ class Plan:
                  fallback_scale: float, key: tuple[int, str] | None = None) -> None:
         self.call = call
         self.settings = settings
-        self.notes = answer_length(call.notes, reply_notes, settings.length)
+        self.notes = self._whole_onsets(answer_length(call.notes, reply_notes, settings.length))
         self.time_scale = time_scale(call.ioi_s, REFERENCE_STEP_S, fallback_scale)
         self.pulse_s = call.ioi_s
         self.key = key or call.key
         self.scale = scale_of(self.key)
-        self.steps = pace_steps(step_s, REFERENCE_STEP_S, settings.pace)
+        self.step_s = tuple(step_s)
         self.top_line = call.top_line
         self.bass_line = call.bass_line
         melodies = [call.melody(o) for o in call.onsets]
         self.chord_width = max((max(m) - min(m) for m in melodies if m), default=0)
         self.onsets: list[list[int]] = []
+        self.steps: list[float] = []  # the answer's steps between onsets so far (model seconds)
         self.out_of_key = 0
+
+    def _whole_onsets(self, notes: int) -> int:
+        """`notes` cut to the last whole onset (an answer does not end on a chord's first note)."""
+        total = index = 0
+        while total + (size := len(self._roles(index))) <= notes:
+            total, index = total + size, index + 1
+        return max(total, 1)
 
     def restart(self) -> None:
         """The same plan for another answer (a re-roll)."""
         self.onsets = []
+        self.steps = []
         self.out_of_key = 0
 
     # -- the answer so far ------------------------------------------------------------
 
-    def played(self, pitch: int, chord_tone: bool) -> None:
-        """A note was sampled: `chord_tone` if it joins the onset before it."""
-        if chord_tone and self.onsets:
+    def played(self, pitch: int, step_bin: int) -> None:
+        """A note was sampled (step bin 0: it joins the onset before it)."""
+        if step_bin == 0 and self.onsets:
             self.onsets[-1].append(pitch)
         else:
+            if self.onsets:  # the first onset's step is the gap, not the answer's pace
+                self.steps.append(self.step_s[step_bin])
             self.onsets.append([pitch])
         if pitch % 12 not in self.scale:
             self.out_of_key += 1
@@ -160,17 +170,13 @@ class Plan:
         role, chord_tone, index = self.next_note(base.max_polyphony)
         allowed = frozenset(range(base.pitch_lo, base.pitch_hi + 1))
         pitches = narrow(allowed, self.pitch_rules(role, index))
-        steps = frozenset({0}) if chord_tone else self.steps
+        steps = frozenset({0}) if chord_tone else pace_rule(self.step_s, REFERENCE_STEP_S, self.settings.pace, self.steps)
         return PlannedConstraints(base.pitch_lo, base.pitch_hi, base.key, base.max_polyphony, pitches, steps)
 
     def pitch_rules(self, role: str, index: int) -> list[frozenset[int] | None]:
         """The rules for the next note, most important first."""
         s, call = self.settings, self.call
-        answer = [p for onset in self.onsets for p in onset]
-        rules: list[frozenset[int] | None] = [
-            key_rule(self.scale, self.out_of_key, self.notes, s.key),
-            span_rule(call.span, answer, s.span),
-        ]
+        rules: list[frozenset[int] | None] = [key_rule(self.scale, self.out_of_key, self.notes, s.key)]
         current = self.onsets[-1] if self.onsets and role != "top" else []
         if role == "top":
             tops = [max(call.melody(o) or o) for o in self.onsets]

@@ -27,18 +27,11 @@ def key_rule(scale: frozenset[int], out_of_key: int, notes: int, key_share: floa
     return frozenset(p for p in range(128) if p % 12 in scale)
 
 
-def span_rule(call_span: int, answer: Sequence[int], extra: int) -> frozenset[int] | None:
-    """Span: the answer no wider than the call's span plus `extra` semitones."""
-    if not answer:
-        return None
-    width = call_span + extra
-    return pitches_between(max(answer) - width, min(answer) + width)
-
-
 def register_rule(reference: float, role_span: int, so_far: Sequence[int], margin: int, extra: int) -> frozenset[int]:
     """Register: around the call's median (`reference`) for this role (melody or bass), and back towards it.
 
-    The window is as wide as the call's span plus `extra`; once the answer's median has drifted more
+    The window is as wide as the role's span in the call plus `extra` (so the answer is no wider than
+    the call plus `extra`, bass and melody windows together included); once the answer's median has drifted more
     than half the margin from the reference, the next note comes from the other side of it, so the
     median stays within the margin in every answer, not only on average.
     """
@@ -103,10 +96,19 @@ def onset_size(call: Call, onset_index: int, margin: int, max_polyphony: int | N
     return max(1, min(size, max_polyphony)) if max_polyphony is not None else max(1, size)
 
 
-def pace_steps(step_s: Sequence[float], reference_s: float, pace: float) -> frozenset[int]:
-    """Pace: the step bins a new onset may take, within `pace` times the reference step either way
-    (the answer's time scale puts the reference step on the call's pulse)."""
-    allowed = frozenset(i for i, s in enumerate(step_s) if s > 0 and reference_s / pace <= s <= reference_s * pace)
+def pace_rule(step_s: Sequence[float], reference_s: float, pace: float, so_far: Sequence[float]) -> frozenset[int]:
+    """Pace: the step bins a new onset may take: within `pace` times the reference step either way (the
+    answer's time scale puts the reference step on the call's pulse), and back towards it once the
+    answer's median step (`so_far`, model seconds) has drifted a fifth from it, so that median stays
+    near the call's pulse in every answer."""
+    lo, hi = reference_s / pace, reference_s * pace
+    if so_far:
+        drift = statistics.median(so_far) / reference_s
+        if drift < 0.8:
+            lo = reference_s
+        elif drift > 1.25:
+            hi = reference_s
+    allowed = frozenset(i for i, s in enumerate(step_s) if s > 0 and lo * 0.999 <= s <= hi * 1.001)
     if allowed:
         return allowed
     return frozenset({min(range(1, len(step_s)), key=lambda i: abs(math.log(step_s[i] / reference_s)))})
