@@ -25,7 +25,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     plan_pace = 2.0       # an answer's steps within this factor of your call's pulse, either way
     plan_chord = 1        # notes an answer's chord may have more than your call's largest
     plan_length = 4.0     # answer notes per call note (at least half, at most reply_notes)
-    plan_motif = 0.75     # share of the answer's melody notes that continue your call's interval pairs
+    plan_motif = 1.0      # share of the answer's melody notes that continue your call's interval pairs
     plan_key = 1.0        # share of answer notes in your call's scale
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
 
@@ -116,7 +116,7 @@ class Config:
     plan_pace: float = 2.0
     plan_chord: int = 1
     plan_length: float = 4.0
-    plan_motif: float = 0.75
+    plan_motif: float = 1.0
     plan_key: float = 1.0
     soundfont: str = ""
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)

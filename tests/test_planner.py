@@ -106,8 +106,11 @@ def test_texture_rules_size_the_onsets_and_place_chord_tones_and_bass() -> None:
 
 
 def test_pace_rule_keeps_steps_near_the_reference_and_brings_a_drifting_answer_back() -> None:
-    free = pace_rule(STEPS, 0.25, 2.0, [])
-    assert free and all(0.125 <= STEPS[i] * 1.001 and STEPS[i] <= 0.5 * 1.001 for i in free) and 0 not in free
+    first = pace_rule(STEPS, 0.25, 2.0, [])
+    assert first and all(0.2 <= STEPS[i] * 1.001 and STEPS[i] <= 0.3125 * 1.001 for i in first) and 0 not in first
+    free = pace_rule(STEPS, 0.25, 2.0, [0.25])
+    assert {STEPS[i] for i in free} > {STEPS[i] for i in first}
+    assert all(0.125 <= STEPS[i] * 1.001 and STEPS[i] <= 0.5 * 1.001 for i in free)
     rushing = pace_rule(STEPS, 0.25, 2.0, [0.13, 0.14, 0.15])
     assert min(STEPS[i] for i in rushing) >= 0.25 * 0.999
     dragging = pace_rule(STEPS, 0.25, 2.0, [0.5, 0.45])

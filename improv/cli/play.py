@@ -72,7 +72,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plan-length", type=float, metavar="X", default=None,
                    help="answer notes per call note, at least 0.5, at most --reply-notes (default 4)")
     p.add_argument("--plan-motif", type=float, metavar="X", default=None,
-                   help="0-1: share of the answer's melody notes that continue your call's motifs (default 0.75)")
+                   help="0-1: share of the answer's melody notes that continue your call's motifs (default 1)")
     p.add_argument("--plan-key", type=float, metavar="X", default=None,
                    help="0-1: share of answer notes in your call's scale (default 1)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,

@@ -45,7 +45,7 @@ class PlanSettings:
     pace: float = 2.0  # an answer's steps within this factor of the call's pulse, either way
     chord: int = 1  # notes an answer's chord may have more than the call's largest
     length: float = 4.0  # answer notes per call note (at least half, at most --reply-notes)
-    motif: float = 0.75  # share of the answer's melody notes that continue the call's interval pairs
+    motif: float = 1.0  # share of the answer's melody notes that continue the call's interval pairs
     key: float = 1.0  # share of answer notes in the call's scale
 
     def __post_init__(self) -> None:

@@ -100,9 +100,11 @@ def pace_rule(step_s: Sequence[float], reference_s: float, pace: float, so_far: 
     """Pace: the step bins a new onset may take: within `pace` times the reference step either way (the
     answer's time scale puts the reference step on the call's pulse), and back towards it once the
     answer's median step (`so_far`, model seconds) has drifted a fifth from it, so that median stays
-    near the call's pulse in every answer."""
+    near the call's pulse in every answer (short answers too: their first step is on it)."""
     lo, hi = reference_s / pace, reference_s * pace
-    if so_far:
+    if not so_far:  # the answer's first step sets its pace: on the call's pulse
+        lo, hi = max(lo, reference_s * 0.8), min(hi, reference_s * 1.25)
+    else:
         drift = statistics.median(so_far) / reference_s
         if drift < 0.8:
             lo = reference_s
