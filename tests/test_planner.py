@@ -163,6 +163,14 @@ def test_the_plan_gives_two_hands_a_bass() -> None:
     plan.played(74, 1)
     bass = plan.constraints(Constraints(21, 108))
     assert bass.steps == frozenset({0}) and max(bass.pitches) < call.split and min(bass.pitches) >= 35
+    # A bass that sat high for most of the call: its window reaches into the melody's; the bass stays under it.
+    notes = [CallNote(i * 0.3, p, 0.25) for i, p in enumerate([69, 71, 72, 71] * 2)]
+    notes += [CallNote(i * 0.6, p, 0.55) for i, p in enumerate([60, 60, 60, 53])]
+    high = describe_call(notes)
+    assert high is not None and high.split == 69
+    plan = plan_of(high)
+    plan.played(70, 1)
+    assert max(plan.constraints(Constraints(21, 108)).pitches) < 69
 
 
 # -- answers on the fake clock, tiny model ---------------------------------------------------------
