@@ -89,6 +89,7 @@ class ParseCache:
     """Parse results in SQLite, one row per (file path, mode), valid while size and mtime match."""
 
     def __init__(self, path: Path) -> None:
+        self.path, self.error = path, ""  # error: why writing stopped (a full disk, say); reading goes on
         path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(path, timeout=60)
         self.connection.execute(
@@ -107,11 +108,16 @@ class ParseCache:
         return None if row is None else (row[0], row[1])
 
     def put_many(self, rows: Iterable[tuple[tuple[str, str, int, int], bytes | None, str]]) -> None:
-        self.connection.executemany(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, PARSER_VERSION, blob, reason) for key, blob, reason in rows],
-        )
-        self.connection.commit()
+        if self.error:
+            return
+        try:
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*key, PARSER_VERSION, blob, reason) for key, blob, reason in rows],
+            )
+            self.connection.commit()
+        except sqlite3.Error as error:
+            self.error = str(error)
 
     def close(self) -> None:
         self.connection.close()
@@ -122,7 +128,7 @@ def _open_cache(path: Path | None, warn: Callable[[str], None]) -> ParseCache | 
         return None
     try:
         return ParseCache(path)
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         warn(f"not caching parsed MIDI files: cannot open {path} ({error}); remove it or check its folder")
         return None
 
@@ -192,6 +198,8 @@ def read_folder(
             advance()
         if cache is not None and fresh:
             cache.put_many(fresh)
+        if cache is not None and cache.error:
+            say(f"could not cache the parsed files in {cache.path} ({cache.error}); the next run parses them again")
     for path in map(str, files):
         blob, reason = results[path]
         notes = unpack_notes(blob) if blob is not None else []
