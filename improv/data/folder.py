@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from improv.data.dataset import DRUM_CHANNEL, find_midi_files
 from improv.music.events import Note
 
 PARSER_VERSION = 1  # raise when reading a file would give other notes: older cache entries are then read again
@@ -163,6 +162,8 @@ def read_folder(
     and mtime are not parsed again; the others are parsed in `workers` processes (default: one per
     core, at most 16) and added to it. `warn` hears one line per skipped file.
     """
+    from improv.data.dataset import DRUM_CHANNEL, find_midi_files  # here: the workers need no torch
+
     say = warn or (lambda text: None)
     files = find_midi_files(paths)
     cache = _open_cache(cache_file or default_cache_file(), say) if use_cache else None
