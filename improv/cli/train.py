@@ -65,24 +65,31 @@ def _default_corpus_sequences(say):
 
 
 def run(args: argparse.Namespace) -> int:
-    from improv.data.dataset import load_midi_files, split_works
+    from improv.cli.training_data import read_training_files
+    from improv.data.dataset import split_works
     from improv.model.network import ModelConfig
+    from improv.training.distributed import setup as setup_distributed
     from improv.training.train import train
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+    ddp = setup_distributed(args.device)  # under torchrun: this process's rank; only rank 0 prints
 
+    def say(text: str) -> None:
+        if ddp.is_main:
+            print(text, file=sys.stderr, flush=True)
+
+    if ddp.active:
+        say(ddp.describe())
     if args.finetune is not None:
-        return _finetune(args, say)
+        return _finish(ddp, _finetune(args, say))
     if args.paths:
-        works, skipped = load_midi_files(args.paths, include_drums=args.include_drums, warn=say)
-        say(f"{len(works)} files read, {skipped} skipped")
+        works, skipped = read_training_files(args, ddp, say)
         if not works:
             raise ImprovError("no readable MIDI notes found in " + " ".join(map(str, args.paths)))
         train_seqs, valid_seqs = split_works(works)
         summary = {"data": f"{len(works)} user MIDI files", "skipped_files": skipped}
     else:
-        train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
+        with ddp.local_main_first():  # one process per machine parses the corpus, the others read its cache
+            train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
@@ -95,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
     say(f"wrote {args.out} (best epoch {result.best_epoch}: "
         + ", ".join(f"{h} {v:.3f}" for h, v in result.best_valid.items())
         + f" nats/event; {result.stopped_because}); curves in {args.out.with_suffix('.csv')} and .png")
-    return 0
+    return _finish(ddp, 0)
+
+
+def _finish(ddp, code: int) -> int:
+    """Under torchrun: wait for every process, then leave the process group."""
+    ddp.finish()
+    return code
 
 
 def _settings(args: argparse.Namespace, minutes: float, lr: float):
@@ -112,22 +125,25 @@ def _settings(args: argparse.Namespace, minutes: float, lr: float):
 
 def _finetune(args: argparse.Namespace, say) -> int:
     """`improv train --finetune MODEL PATH...`: the player's own notes on top of MODEL."""
-    from improv.data.dataset import load_midi_files, split_works
+    from improv.cli.training_data import read_training_files
+    from improv.data.dataset import split_works
     from improv.model.network import load, network_from
+    from improv.training.distributed import setup as setup_distributed
     from improv.training.train import train
 
     if not args.paths:
         raise ImprovError("--finetune needs the files or folders to learn from, e.g. your saved sessions")
     base = load(args.finetune)
-    works, skipped = load_midi_files(args.paths, include_drums=args.include_drums, warn=say, player_only=True)
-    say(f"{len(works)} files read, {skipped} skipped")
+    ddp = setup_distributed(args.device)
+    works, skipped = read_training_files(args, ddp, say, player_only=True)
     if not works:
         raise ImprovError("no readable MIDI notes found in " + " ".join(map(str, args.paths)))
     train_seqs, valid_seqs = split_works(works)
     guard = None
     if not args.no_guard:
         try:
-            _, guard, _ = _default_corpus_sequences(say)
+            with ddp.local_main_first():
+                _, guard, _ = _default_corpus_sequences(say)
         except ImprovError as error:
             raise ImprovError(f"{error}; or pass --no-guard to fine-tune without it") from None
     say(f"fine-tuning {args.finetune} on {sum(map(len, train_seqs))} events in {len(train_seqs)} files, "

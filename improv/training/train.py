@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from improv.data.dataset import EventArrays, WindowSampler, encode_sequence, split_batch
 from improv.model.network import HEADS, ImprovNet, ModelConfig, export
+from improv.training.distributed import epoch_sampler, setup as setup_distributed, shard_events
 
 
 @dataclass
@@ -97,8 +98,10 @@ def _pad_stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_nll(net: ImprovNet, sequences: Sequence[EventArrays], device: torch.device, batch: int = 8) -> dict[str, float]:
-    """Mean NLL per event (nats) per head over whole works, no augmentation."""
+def evaluate_nll(net: ImprovNet, sequences: Sequence[EventArrays], device: torch.device, batch: int = 8,
+                 reduce: Callable[[dict[str, float]], dict[str, float]] | None = None) -> dict[str, float]:
+    """Mean NLL per event (nats) per head over whole works, no augmentation; `reduce` adds up the
+    sums and counts of every training process, each scoring its part of the works."""
     net.eval()
     bins = net.config.binning
     encoded = sorted((encode_sequence(s, bins) for s in sequences if len(s)), key=len)
@@ -111,6 +114,8 @@ def evaluate_nll(net: ImprovNet, sequences: Sequence[EventArrays], device: torch
         for head, (total, count) in losses.items():
             sums[head] += float(total.detach())
             counts[head] += float(count.detach())
+    if reduce is not None:
+        sums, counts = reduce(sums), reduce(counts)
     return {h: sums[h] / counts[h] if counts[h] else float("nan") for h in HEADS}
 
 
@@ -171,23 +176,27 @@ def train(
     """
     config = config or ModelConfig()
     settings = settings or TrainSettings()
-    say = on_progress or (lambda text: None)
+    ddp = setup_distributed(settings.device)  # several processes under torchrun; only rank 0 speaks and writes
+    say = on_progress if on_progress and ddp.is_main else (lambda text: None)
+    save = torch.save if ddp.is_main else (lambda *args, **kwargs: None)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)
-    device = pick_device(settings.device)
+    device = torch.device(ddp.device) if ddp.active else pick_device(settings.device)
     run_dir = run_dir or out_path.with_suffix(".run")
     run_dir.mkdir(parents=True, exist_ok=True)
     net = ImprovNet(config).to(device)
     if init_state is not None:
         net.load_state_dict(init_state)
+    model = ddp.wrap(net)  # DistributedDataParallel averages the gradients across processes
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.lr_patience)
     sampler = WindowSampler(train_seqs, config.binning, settings.length, settings.seed)
+    works = sampler.sequences  # every process's, when several each draw from a shard of them
     events = sum(len(s) for s in train_seqs)
-    steps_per_epoch = max(1, math.ceil(events / (settings.batch * settings.length)))
+    steps_per_epoch = max(1, math.ceil(events / (settings.batch * settings.length * ddp.world_size)))
     result = TrainResult()
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_total = math.inf
@@ -211,18 +220,20 @@ def train(
         say(f"resumed from {checkpoint} at epoch {start_epoch}")
     started = time.monotonic() - elapsed_before
     budget_s = settings.minutes * 60
-    progress = _progress_bar(settings.epochs, steps_per_epoch)
+    progress = _progress_bar(settings.epochs, steps_per_epoch, show=ddp.is_main)
     with progress:
         task = progress.add_task("training", total=min(settings.epochs, 10**6) * steps_per_epoch,
                                  completed=(start_epoch - 1) * steps_per_epoch)
         for epoch in range(start_epoch, settings.epochs + 1):
             net.train()
+            if ddp.active:
+                sampler = epoch_sampler(ddp, works, config.binning, settings.length, settings.seed, epoch)
             sums = {h: 0.0 for h in HEADS}
             counts = {h: 0.0 for h in HEADS}
             for _ in range(steps_per_epoch):
                 tokens = sampler.batch(settings.batch).to(device)
                 inputs, targets, valid, velocity_valid = split_batch(tokens)
-                losses = head_losses(net(inputs, targets), targets, valid, velocity_valid)
+                losses = head_losses(model(inputs, targets), targets, valid, velocity_valid)
                 loss = sum(total / count.clamp(min=1) for total, count in losses.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -232,15 +243,16 @@ def train(
                     sums[head] += float(total.detach())
                     counts[head] += float(count.detach())
                 progress.advance(task)
-                if time.monotonic() - started > budget_s:
+                if ddp.any(time.monotonic() - started > budget_s):
                     break
+            sums, counts = ddp.sum(sums), ddp.sum(counts)
             train_nll = {h: sums[h] / max(counts[h], 1) for h in HEADS}
-            valid_nll = evaluate_nll(net, valid_seqs, device)
+            valid_nll = evaluate_nll(net, ddp.part(valid_seqs), device, reduce=ddp.sum)
             minutes = (time.monotonic() - started) / 60
             total = _total(valid_nll)
             guard_total = None
             if guard_seqs:
-                guard_total = _total(evaluate_nll(net, guard_seqs, device))
+                guard_total = _total(evaluate_nll(net, ddp.part(guard_seqs), device, reduce=ddp.sum))
                 total = (total + guard_total) / 2
             scheduler.step(valid_nll["pitch"])  # pitch learns longest; the rhythm heads plateau early
             record = EpochRecord(epoch, minutes, optimizer.param_groups[0]["lr"], train_nll, valid_nll)
@@ -262,14 +274,15 @@ def train(
                 + (f"  guard total {guard_total:.3f}" if guard_total is not None else "")
             )
             result.minutes = minutes
-            _write_csv(out_path.with_suffix(".csv"), result.history)
+            if ddp.is_main:
+                _write_csv(out_path.with_suffix(".csv"), result.history)
             if all(stale[h] >= settings.patience for h in HEADS):
                 result.stopped_because = f"no head improved for {settings.patience} epochs"
-            elif time.monotonic() - started > budget_s:
+            elif ddp.any(time.monotonic() - started > budget_s):
                 result.stopped_because = f"time budget of {settings.minutes:g} minutes reached"
             elif epoch == settings.epochs:
                 result.stopped_because = f"{settings.epochs} epochs done"
-            torch.save(
+            save(
                 {
                     "net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "sampler_rng": sampler.rng, "torch_rng": torch.get_rng_state(), "best_state": best_state,
@@ -291,10 +304,16 @@ def train(
             "stopped_because": result.stopped_because,
             "settings": asdict(settings),
             "train_events": events,
+            "world_size": ddp.world_size,
+            # each process's share in the first epoch (shards are drawn again every epoch)
+            "train_events_per_rank": shard_events([len(s) for s in works], ddp.world_size, settings.seed, 1)
+            if ddp.active else [events],
         }
     )
     if result.best_guard is not None:
         info["guard_nll_total"] = round(result.best_guard, 4)
+    if not ddp.is_main:
+        return result
     export(net, out_path, info)
     plot_curves(result.history, out_path.with_suffix(".png"))
     (run_dir / "summary.json").write_text(json.dumps(info, indent=2))
@@ -306,7 +325,7 @@ def _total(nll: dict[str, float]) -> float:
     return sum(v for v in nll.values() if not math.isnan(v))
 
 
-def _progress_bar(epochs: int, steps_per_epoch: int):
+def _progress_bar(epochs: int, steps_per_epoch: int, show: bool = True):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -315,4 +334,5 @@ def _progress_bar(epochs: int, steps_per_epoch: int):
         TimeElapsedColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False,
+                    disable=not show)
