@@ -75,8 +75,18 @@ def test_cli_reports_every_head_and_caches(
     first = run_json(capsys, *args)
 
     for name in ("model", "unigram", "markov"):
-        assert sorted(first[name]) == sorted(HEADS), name
-        assert all(0 < v < 20 and math.isfinite(v) for v in first[name].values())
+        assert sorted(first[name]) == sorted([*HEADS, "event", "bits_per_second"]), name
+        assert all(0 < first[name][h] < 20 and math.isfinite(first[name][h]) for h in HEADS)
+        # the whole event is the sum of the heads along the model's own chain
+        assert first[name]["event"] == pytest.approx(sum(first[name][h] for h in HEADS), rel=1e-12), name
+    # every held-out work has dynamics here, so bits/s is event bits per event times events per second
+    info = first["info"]
+    assert info["velocity_events"] == info["events"]
+    for name in ("model", "unigram", "markov"):
+        expected = first[name]["event"] / math.log(2) * info["events"] / info["seconds_of_music"]
+        assert first[name]["bits_per_second"] == pytest.approx(expected, rel=1e-3), name
+    assert first["markov"]["event"] < first["unigram"]["event"] - 2  # a repetitive tune: context helps every head
+    assert "event" not in first["markov_absolute"]  # pitch alone is not a whole event
     assert set(first["markov_absolute"]) == {"pitch"} and set(first["markov_interval"]) == {"pitch"}
     assert "study" not in first  # none trained for this trunk
     # An untrained network is near uniform; on a repetitive tune Markov is far better than counting tokens.
@@ -90,6 +100,8 @@ def test_cli_reports_every_head_and_caches(
     assert 0 <= samples["pitch_class_tv"] <= 1 and 0 <= samples["ioi_tv"] <= 1
     assert samples["pitch_class_tv_primer"] < 0.2  # the same figure, again and again
     assert first["info"]["works"] == 2 and first["info"]["events"] == 2 * 10 * 9
+    # 10 bars of 3 s each, the last bar's bass note (1.5 s) ends before its figure does (2.95 s)
+    assert first["info"]["seconds_of_music"] == pytest.approx(2 * (9 * 3 + 2.95), abs=0.01)
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("a second run must come from the cache")
@@ -119,6 +131,52 @@ def test_cached_study_model_is_reported_with_pitch_only(
                      "--primers", "0"]) == 0
     table = capsys.readouterr().out
     assert "study-style" in table and "unigram" in table and "Markov orders" in table
+    header = next(line for line in table.splitlines() if line.startswith("NLL, nats/event"))
+    assert header.split()[-2:] == ["event", "bits/s"]
+    model_row = next(line for line in table.splitlines() if line.startswith("model" + " " * 30))
+    assert float(model_row.split()[-2]) == pytest.approx(sum(float(v) for v in model_row.split()[1:5]), abs=2e-3)
+    study_row = next(line for line in table.splitlines() if line.startswith("study-style"))
+    assert study_row.split()[-2:] == ["-", "-"]  # pitch only: no whole event
+    assert "conditioned on: model: step | past events; pitch | past, step;" in table
+    assert "Markov: each head | its own previous tokens only" in table
+
+
+@pytest.mark.parametrize(
+    ("scores", "events", "velocity_events", "seconds", "event", "bits_per_second"),
+    [
+        ({"pitch": 2.0, "step": 1.0, "duration": 0.5, "velocity": 0.5}, 10, 10, 10.0, 4.0, 4.0 / math.log(2)),
+        # velocity scored on half the events: it counts fully per event, half in the total
+        ({"pitch": 2.0, "step": 1.0, "duration": 0.5, "velocity": 1.0}, 10, 5, 5.0, 4.5, 40.0 / math.log(2) / 5),
+        ({"pitch": 2.0, "step": 1.0, "duration": 1.0}, 4, 0, 2.0, 4.0, 8.0 / math.log(2)),  # no dynamics in the set
+    ],
+)
+def test_event_totals(scores: dict, events: int, velocity_events: int, seconds: float, event: float,
+                      bits_per_second: float) -> None:
+    out = evaluate.add_event_totals(scores, events, velocity_events, seconds)
+    assert out["event"] == pytest.approx(event) and out["bits_per_second"] == pytest.approx(bits_per_second)
+    assert {h: out[h] for h in scores} == scores  # per-head keys kept as they were
+    assert "event" not in evaluate.add_event_totals({"pitch": 2.0}, events, velocity_events, seconds)
+
+
+def test_music_seconds_runs_from_first_onset_to_last_end() -> None:
+    notes = [Note(60, 80, 1.0, 0.5), Note(64, 80, 1.0, 3.0), Note(67, 80, 2.0, 0.5)]
+    assert evaluate.music_seconds(to_sequence("a", notes)) == pytest.approx(3.0)  # the long note ends last
+    assert evaluate.music_seconds(to_sequence("b", [])) == 0.0
+
+
+def test_out_of_corpus_set_is_selected_by_flag(
+    tiny_model: tuple[ImprovNet, Path], midi_dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, model_path = tiny_model
+    train, held_out = midi_dirs
+    tunes = evaluate.sequences_from_files([held_out])[:1]
+    monkeypatch.setattr(evaluate, "out_of_corpus_set", lambda say: tunes)
+    result = run_json(capsys, "--set", "out-of-corpus", "--model", str(model_path), "--baseline-data", str(train),
+                      "--primers", "0")
+    assert result["info"]["data"].startswith("out-of-corpus set") and result["info"]["works"] == 1
+    assert result["info"]["events"] == len(tunes[0])
+    assert set(result["model"]) >= {"event", "bits_per_second"}
 
 
 def test_study_model_trains_saves_and_loads(tmp_path: Path) -> None:

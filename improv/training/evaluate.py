@@ -1,9 +1,13 @@
 """`improv evaluate`: how well a model predicts music it has not seen, against baselines.
 
 Every number is a negative log-likelihood in nats per event, per head, on the
-held-out works of the default corpus (or on the given MIDI files), scored
-event by event from the start of each work, as `train.evaluate_nll` does.
-Velocity is scored only on works with dynamics, for every model alike.
+held-out works of the default corpus (or the out-of-corpus set, or the given
+MIDI files), scored event by event from the start of each work, as
+`train.evaluate_nll` does. Velocity is scored only on works with dynamics, for
+every model alike. "event" is the sum of a model's heads along its own chain
+(the model's pitch knows the step, a Markov pitch does not): the one number
+that compares models fairly; "bits_per_second" is the same information per
+second of music.
 
 * model: the improv model file, teacher-forced through its own heads.
 * unigram: how often each token occurs in the training works.
@@ -53,6 +57,7 @@ from improv.model.markov import MarkovModel, PitchMarkov, component_probabilitie
 BASELINES_VERSION = 1
 CACHE_VERSION = 2
 HEADS = ("pitch", "step", "duration", "velocity")
+DATA_SETS = ("held-out", "out-of-corpus")
 # Orders chosen on a tenth of the training works held out from the rest (never on evaluation data).
 MARKOV_ORDERS = {"pitch_absolute": 6, "pitch_interval": 8, "step": 10, "duration": 6, "velocity": 8}
 
@@ -66,21 +71,49 @@ def _quiet(text: str) -> None:
 # ------------------------------------------------------------------- data
 
 
-def default_corpus_split(say: Say = _quiet) -> tuple[list[EventArrays], list[EventArrays]]:
-    """Train and held-out works of the default corpus as event arrays (parsed once, then cached by corpus.py)."""
+def default_corpus_split(say: Say = _quiet, collections: Sequence[str] = ()) -> tuple[list[EventArrays], list[EventArrays]]:
+    """Train and held-out works of the default corpus as event arrays (parsed once, then cached by corpus.py).
+
+    `collections` (tune collections of `corpus.TUNE_COLLECTIONS`) add their training tunes to
+    the training side; the held-out side stays the default set's held-out works.
+    """
     try:
-        from improv.data.corpus import load_default_corpus
+        from improv.data.corpus import load_default_corpus, load_tunes
     except ImportError as error:  # music21 missing
         raise ImprovError(f"the default corpus needs music21: pip install 'improv[train]' ({error})") from None
 
     def progress(done: int, total: int, name: str) -> None:
         if done % 50 == 0 or done == total:
-            say(f"parsed {done}/{total} corpus works")
+            say(f"parsed {done}/{total} corpus files")
 
     works = load_default_corpus(progress=progress)
+    for collection in collections:
+        works = works + [w for w in load_tunes(collection, progress=progress) if w.split == "train"]
     train = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "train"]
     valid = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "valid"]
     return train, valid
+
+
+def out_of_corpus_set(say: Say = _quiet) -> list[EventArrays]:
+    """The out-of-corpus set: every tune of `corpus.OUT_OF_CORPUS_COLLECTION` (never trained on)."""
+    try:
+        from improv.data.corpus import OUT_OF_CORPUS_COLLECTION, load_tunes
+    except ImportError as error:  # music21 missing
+        raise ImprovError(f"the out-of-corpus set needs music21: pip install 'improv[train]' ({error})") from None
+
+    def progress(done: int, total: int, name: str) -> None:
+        say(f"parsed {done}/{total} {OUT_OF_CORPUS_COLLECTION} files")
+
+    works = load_tunes(OUT_OF_CORPUS_COLLECTION, progress=progress)
+    return [to_sequence(w.name, w.notes, w.has_dynamics) for w in works]
+
+
+def music_seconds(seq: EventArrays) -> float:
+    """How long a work lasts: from its first onset to the end of its last note."""
+    if not len(seq):
+        return 0.0
+    onsets = np.cumsum(seq.step) - seq.step[0]
+    return float(np.max(onsets + seq.duration))
 
 
 def sequences_from_files(paths: Sequence[Path], say: Say = _quiet) -> list[EventArrays]:
@@ -283,6 +316,36 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+# ----------------------------------------------------------- whole event
+
+# What each model's heads are conditioned on, for the line under the table. The per-head
+# columns do not compare like with like: only the whole event (their sum) does.
+CONDITIONING = (
+    "model: step | past events; pitch | past, step; duration | past, step, pitch; velocity | past, step, pitch, "
+    "duration. Markov: each head | its own previous tokens only; unigram: nothing. Only 'event' (the sum of the "
+    "heads along each model's own chain) compares like with like."
+)
+LN2 = math.log(2.0)
+
+
+def add_event_totals(scores: dict[str, float], events: int, velocity_events: int, seconds: float) -> dict[str, float]:
+    """`scores` with "event" (nats/event, the sum of its heads' NLLs) and "bits_per_second" added.
+
+    Only a model with all of pitch, step and duration scored gets them (velocity adds where scored).
+    Bits per second: the nats the model spends on all scored tokens of the set, in bits, over the
+    set's seconds of music.
+    """
+    if not all(head in scores for head in ("pitch", "step", "duration")):
+        return dict(scores)
+    heads = [h for h in HEADS if h in scores]
+    out = dict(scores)
+    out["event"] = sum(scores[h] for h in heads)
+    if seconds > 0:
+        nats = sum(scores[h] * (velocity_events if h == "velocity" else events) for h in heads)
+        out["bits_per_second"] = nats / LN2 / seconds
+    return out
+
+
 # ------------------------------------------------------------------ models
 
 
@@ -433,8 +496,14 @@ def evaluate(
     settings: SampleSettings | None = None,
     cache_dir: Path | None = None,
     say: Say = _quiet,
+    data_set: str = "held-out",
 ) -> dict[str, Any]:
-    """The whole report as one JSON-ready dict (see the module docstring)."""
+    """The whole report as one JSON-ready dict (see the module docstring).
+
+    `data_set` (when no `paths`): "held-out" (the default corpus's held-out works) or
+    "out-of-corpus" (`out_of_corpus_set`). Baselines are fitted on the training works the model
+    itself was trained on: the default set plus the tune collections its summary names.
+    """
     from improv.model.shipped import resolve_model
 
     began = time.monotonic()
@@ -445,16 +514,22 @@ def evaluate(
     bins = model.bins
 
     corpus: tuple[list[EventArrays], list[EventArrays]] | None = None
+    collections = [str(c) for c in model.summary.get("tune_collections", [])]
 
     def default_split() -> tuple[list[EventArrays], list[EventArrays]]:
         nonlocal corpus
         if corpus is None:
-            corpus = default_corpus_split(say)
+            corpus = default_corpus_split(say, collections)
         return corpus
 
+    if data_set not in DATA_SETS:
+        raise ImprovError(f"--set {data_set}: unknown; choose one of {', '.join(DATA_SETS)}")
     if paths:
         eval_seqs = sequences_from_files(paths, say)
         data = f"{len(eval_seqs)} MIDI files"
+    elif data_set == "out-of-corpus":
+        eval_seqs = out_of_corpus_set(say)
+        data = "out-of-corpus set (O'Neill's 1850 Irish dance tunes, never trained on)"
     else:
         eval_seqs = default_split()[1]
         data = "held-out works of the default corpus"
@@ -463,7 +538,7 @@ def evaluate(
         trained_on = f"{len(train_seqs)} MIDI files"
     else:
         train_seqs = default_split()[0]
-        trained_on = "training works of the default corpus"
+        trained_on = "training works of the default corpus" + (f" + {', '.join(collections)} tunes" if collections else "")
     eval_key, train_key = sequences_key(eval_seqs), sequences_key(train_seqs)
     eval_tokens = tokenize(eval_seqs, bins)
     model_key = file_digest(model.path)
@@ -494,11 +569,19 @@ def evaluate(
             cache.put(key, compare_continuations(model, eval_seqs, settings))
         result["samples"] = cache.get(key)
 
+    events = sum(len(w.pitch) for w in eval_tokens)
+    velocity_events = sum(len(w.pitch) for w in eval_tokens if w.has_velocity)
+    seconds = sum(music_seconds(seq) for seq in eval_seqs)
+    for name in ("model", "unigram", "markov"):
+        if name in result:
+            result[name] = add_event_totals(result[name], events, velocity_events, seconds)
     result["info"] = {
         "data": data,
         "works": len(eval_tokens),
-        "events": sum(len(w.pitch) for w in eval_tokens),
-        "velocity_events": sum(len(w.pitch) for w in eval_tokens if w.has_velocity),
+        "events": events,
+        "velocity_events": velocity_events,
+        "seconds_of_music": round(seconds, 1),
+        "conditioning": CONDITIONING,
         "model": str(model.path),
         "baselines_fitted_on": trained_on,
         "markov": cached["markov"],
@@ -529,12 +612,15 @@ def format_report(result: dict[str, Any]) -> str:
         f"{info['data']}: {info['works']} works, {info['events']} events ({info['velocity_events']} with dynamics)",
         f"model {info['model']}; baselines fitted on the {info['baselines_fitted_on']}",
         "",
-        f"{'NLL, nats/event':<42}" + "".join(f"{h:>10}" for h in HEADS),
+        f"{'NLL, nats/event':<42}" + "".join(f"{h:>10}" for h in (*HEADS, "event")) + f"{'bits/s':>10}",
     ]
     for key, label in _ROWS:
         if key in result:
             lines.append(f"{label:<42}" + "".join(
-                f"{result[key][h]:>10.3f}" if h in result[key] else f"{'-':>10}" for h in HEADS))
+                f"{result[key][h]:>10.3f}" if h in result[key] else f"{'-':>10}" for h in (*HEADS, "event"))
+                + (f"{result[key]['bits_per_second']:>10.1f}" if "bits_per_second" in result[key] else f"{'-':>10}"))
+    lines.append(f"conditioned on: {info['conditioning']}")
+    lines.append(f"bits/s: the event NLL of all {info['events']} events in bits, over {info['seconds_of_music']:.0f} s of music")
     markov = info["markov"]
     lines.append(
         f"Markov orders: pitch absolute {markov['pitch']['absolute_order']} + interval {markov['pitch']['interval_order']}, "
@@ -572,7 +658,7 @@ def run(args: argparse.Namespace) -> int:
     if args.primers < 0 or args.notes < 1:
         raise ImprovError(f"--primers must be >= 0 and --notes >= 1, got {args.primers} and {args.notes}")
     settings = SampleSettings(primers=args.primers, notes=args.notes, seed=args.random_seed)
-    result = evaluate(args.model, args.paths, args.baseline_data or (), settings, say=say)
+    result = evaluate(args.model, args.paths, args.baseline_data or (), settings, say=say, data_set=args.set)
     if args.json:
         print(json.dumps(result))
     else:
