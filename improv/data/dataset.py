@@ -122,6 +122,37 @@ def split_batch(tokens: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[t
     return ins, outs, valid, velocity_valid
 
 
+def join_tunes(tunes: Sequence[tuple[str, Sequence[Note]]], max_events: int = 1024, gap_s: float = 1.0) -> list[EventArrays]:
+    """Short tunes (names `file#number`) joined in order into medleys of up to `max_events`, per file.
+
+    A 50-note tune alone fills less than half a training window (the rest is padding); joined,
+    each tune follows the last one's end after `gap_s` of silence, as a player goes on to the next.
+    """
+    out: list[EventArrays] = []
+    group: list[Note] = []
+    group_name = ""
+
+    def flush() -> None:
+        if group:
+            out.append(to_sequence(group_name, group, has_velocity=False))
+
+    for name, notes in tunes:
+        if not notes:
+            continue
+        source = name.split("#")[0]
+        if group and (source != group_name.split("#")[0] or len(group) + len(notes) > max_events):
+            flush()
+            group = []
+        if not group:
+            group_name = name
+            offset = -notes[0].start
+        else:
+            offset = max(n.end for n in group) + gap_s - notes[0].start
+        group.extend(Note(n.pitch, n.velocity, n.start + offset, n.duration) for n in notes)
+    flush()
+    return out
+
+
 MIDI_SUFFIXES = (".mid", ".midi")
 DRUM_CHANNEL = 9  # "channel 10" in musicians' numbering
 

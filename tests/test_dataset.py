@@ -1,0 +1,30 @@
+"""Training data helpers: tunes joined into medleys."""
+
+from __future__ import annotations
+
+import pytest
+
+from improv.dataset import join_tunes
+from improv.events import Note
+
+
+def tune(start: float, pitches: list[int]) -> list[Note]:
+    return [Note(p, 80, start + 0.5 * i, 0.4) for i, p in enumerate(pitches)]
+
+
+def test_tunes_of_one_file_are_joined_in_order_with_a_gap() -> None:
+    tunes = [("f/a#1", tune(3.0, [60, 62])), ("f/a#2", tune(0.0, [64, 65, 67])), ("f/b#1", tune(0.0, [70]))]
+    medleys = join_tunes(tunes, max_events=100, gap_s=1.0)
+    assert [m.name for m in medleys] == ["f/a#1", "f/b#1"]  # never across files
+    first = medleys[0]
+    assert first.pitch.tolist() == [60, 62, 64, 65, 67]
+    # the second tune starts 1 s after the first one's last note ends (0.5 + 0.4)
+    assert first.step.tolist() == pytest.approx([0.0, 0.5, 1.4, 0.5, 0.5])
+    assert not first.has_velocity  # no dynamics in the tunes: velocity is not trained on
+
+
+def test_medleys_stop_at_max_events() -> None:
+    tunes = [(f"f/a#{i}", tune(0.0, [60, 62, 64])) for i in range(5)]
+    medleys = join_tunes(tunes, max_events=7)
+    assert [len(m) for m in medleys] == [6, 6, 3]
+    assert sum(len(m) for m in medleys) == 15
