@@ -48,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: OUT with suffix .run)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--include-drums", action="store_true", help="keep channel-10 drum notes")
+    p.add_argument("--no-folk", action="store_true",
+                   help="default corpus only: leave out the Essen folk tunes added to it (corpus.TRAINING_COLLECTIONS)")
+    p.add_argument("--init", type=Path, metavar="MODEL", default=None,
+                   help="start from MODEL's weights (its architecture; the size options are ignored) and train on the "
+                        "default corpus as usual")
     p.set_defaults(handler=run)
 
 
@@ -62,6 +67,19 @@ def _default_corpus_sequences(say):
     train = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "train"]
     valid = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "valid"]
     return train, valid, {"data": "music21 default corpus (piano, piano+others, string quartets, chorales)"}
+
+
+def _tune_sequences(collections, say):
+    """Training tunes of the tune collections, joined per file into medleys, and their held-out tunes."""
+    from .corpus import load_tunes
+    from .dataset import join_tunes, to_sequence
+
+    train, valid = [], []
+    for collection in collections:
+        works = load_tunes(collection, progress=lambda done, total, name: say(f"parsed {done}/{total} {name}"))
+        train += join_tunes([(w.name, w.notes) for w in works if w.split == "train"])
+        valid += [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "valid"]
+    return train, valid
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,18 +105,35 @@ def run(args: argparse.Namespace) -> int:
             raise ImprovError("no readable MIDI notes found in " + " ".join(map(str, args.paths)))
         train_seqs, valid_seqs = split_works(works)
         summary = {"data": f"{len(works)} user MIDI files", "skipped_files": skipped}
-    else:
+    guard = None
+    if not args.paths:
         with ddp.local_main_first():  # one process per machine parses the corpus, the others read its cache
             train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
+            if not args.no_folk:
+                from .corpus import TRAINING_COLLECTIONS
+
+                tunes, guard = _tune_sequences(TRAINING_COLLECTIONS, say)
+        if not args.no_folk:
+            train_seqs = train_seqs + tunes
+            summary["data"] += " + folk tunes (" + ", ".join(TRAINING_COLLECTIONS) + ")"
+            summary["tune_collections"] = list(TRAINING_COLLECTIONS)
+            say(f"the epoch kept is the best on the mean of the default held-out works and {len(guard)} held-out tunes")
     say(f"training on {sum(map(len, train_seqs))} events in {len(train_seqs)} works, "
         f"validating on {sum(map(len, valid_seqs))} events in {len(valid_seqs)} works")
     config = ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                          relative_pitch=args.relative_pitch, rhythm_grad=args.rhythm_grad,
                          rhythm_hidden=args.rhythm_hidden, lean_inputs=not args.full_inputs)
+    init_state = None
+    if args.init is not None:
+        from .model import load, network_from
+
+        net = network_from(load(args.init))
+        config, init_state = net.config, net.state_dict()
+        summary["initialised_from"] = str(args.init)
     settings = _settings(args, minutes=55.0, lr=2e-3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
-                   summary=summary, on_progress=say)
+                   summary=summary, on_progress=say, init_state=init_state, guard_seqs=guard)
     say(f"wrote {args.out} (best epoch {result.best_epoch}: "
         + ", ".join(f"{h} {v:.3f}" for h, v in result.best_valid.items())
         + f" nats/event; {result.stopped_because}); curves in {args.out.with_suffix('.csv')} and .png")
