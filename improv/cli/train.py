@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: OUT with suffix .run)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--include-drums", action="store_true", help="keep channel-10 drum notes")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="share of each training target spread over all tokens (default: %(default)s)")
+    p.add_argument("--keep-epochs", action="store_true", help="save every epoch's weights in the run directory")
     p.add_argument("--no-folk", action="store_true",
                    help="default corpus only: leave out the Essen folk tunes added to it (corpus.TRAINING_COLLECTIONS)")
     p.add_argument("--init", type=Path, metavar="MODEL", default=None,
@@ -155,6 +158,7 @@ def _settings(args: argparse.Namespace, minutes: float, lr: float):
         minutes=args.minutes if args.minutes is not None else minutes, epochs=args.epochs, batch=args.batch,
         length=args.length, lr=args.lr if args.lr is not None else lr, patience=args.patience,
         lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
+        label_smoothing=getattr(args, "label_smoothing", 0.0), keep_epochs=getattr(args, "keep_epochs", False),
     )
 
 

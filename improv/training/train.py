@@ -37,6 +37,8 @@ class TrainSettings:
     seed: int = 1234
     device: str = "auto"
     threads: int | None = None
+    label_smoothing: float = 0.0
+    keep_epochs: bool = False  # also save every epoch's weights in the run directory
 
 
 @dataclass
@@ -74,15 +76,21 @@ def pick_device(name: str) -> torch.device:
 
 
 def head_losses(
-    logits: dict[str, torch.Tensor], targets: tuple[torch.Tensor, ...], valid: torch.Tensor, velocity_valid: torch.Tensor
+    logits: dict[str, torch.Tensor], targets: tuple[torch.Tensor, ...], valid: torch.Tensor, velocity_valid: torch.Tensor,
+    label_smoothing: float = 0.0,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Summed NLL (nats) and count per head; velocity only where the data has dynamics."""
+    """Summed NLL (nats) and count per head; velocity only where the data has dynamics.
+
+    `label_smoothing` (training only) spreads that share of each target over every token, so
+    the heads stay less sure of themselves on music unlike the corpus.
+    """
     pitch, step, duration, velocity = targets
     wanted = {"pitch": pitch, "step": step, "duration": duration, "velocity": velocity}
     out = {}
     for head in HEADS:
         mask = velocity_valid if head == "velocity" else valid
-        nll = F.cross_entropy(logits[head].reshape(-1, logits[head].shape[-1]), wanted[head].reshape(-1), reduction="none")
+        nll = F.cross_entropy(logits[head].reshape(-1, logits[head].shape[-1]), wanted[head].reshape(-1), reduction="none",
+                              label_smoothing=label_smoothing)
         m = mask.reshape(-1).to(nll.dtype)
         out[head] = ((nll * m).sum(), m.sum())
     return out
@@ -233,7 +241,7 @@ def train(
             for _ in range(steps_per_epoch):
                 tokens = sampler.batch(settings.batch).to(device)
                 inputs, targets, valid, velocity_valid = split_batch(tokens)
-                losses = head_losses(model(inputs, targets), targets, valid, velocity_valid)
+                losses = head_losses(model(inputs, targets), targets, valid, velocity_valid, settings.label_smoothing)
                 loss = sum(total / count.clamp(min=1) for total, count in losses.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -291,6 +299,8 @@ def train(
                 },
                 checkpoint,
             )
+            if settings.keep_epochs:
+                save(net.state_dict(), run_dir / f"epoch-{epoch:03d}.pt")
             if result.stopped_because:
                 break
     net.load_state_dict(best_state)
