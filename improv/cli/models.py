@@ -62,9 +62,10 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=".mid/.midi files or folders to evaluate on")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--set", choices=("held-out", "out-of-corpus"), default="held-out",
-                   help="without PATH: the default corpus's held-out works, or the out-of-corpus set (O'Neill's "
-                        "1850 Irish dance tunes, a style never trained on) (default: %(default)s)")
+    p.add_argument("--set", choices=("held-out", "out-of-corpus", "madrigals"), default="held-out",
+                   help="without PATH: the default corpus's held-out works, the out-of-corpus set (O'Neill's "
+                        "1850 Irish dance tunes, a style never trained on) or Monteverdi's madrigals (also never "
+                        "trained on) (default: %(default)s)")
     p.add_argument("--baseline-data", type=Path, action="append", metavar="PATH",
                    help="fit the baselines on these MIDI files or folders instead of the default training works")
     p.add_argument("--primers", type=int, default=32, help="held-out excerpts to continue (0: no sample statistics)")

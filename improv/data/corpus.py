@@ -240,6 +240,9 @@ _TUNES_EXCLUDED = frozenset({
 })  # fmt: skip
 TRAINING_COLLECTIONS = ("essen",)  # added to the default set by `improv train` unless --no-folk
 OUT_OF_CORPUS_COLLECTION = "oneills1850"
+# A second set never trained on, polyphonic like the default set but from another age, with a
+# half-note pulse: Monteverdi's madrigals (books 3-5, five voices; their .rntxt analyses are not notes).
+MADRIGAL_GLOB = "monteverdi/*.mxl"
 
 
 # ---------------------------------------------------------------- extraction
@@ -606,6 +609,14 @@ def load_tunes(collection: str, cache_dir: Path | None = None, workers: int = 2,
         Work(tune, "folk_melody", tune_split(tune, collection), arrays.notes(), arrays.has_dynamics, arrays.merged_unisons)
         for tune, arrays in sorted(extracted.items())
     ]
+
+
+def load_madrigals(cache_dir: Path | None = None, workers: int = 2, progress: Progress | None = None) -> list[Work]:
+    """Monteverdi's madrigals as works of split "test" (never trained on), parsed once and cached."""
+    root = corpus_dir()
+    paths = [(work_name(path, root), "madrigal", path) for path in sorted(root.glob(MADRIGAL_GLOB))]
+    works = load_works(paths, cache_path(cache_dir, paths), workers, progress)
+    return [Work(w.name, w.category, "test", w.notes, w.has_dynamics, w.merged_unisons) for w in works]
 
 
 # --------------------------------------------------------------------- cache

@@ -57,7 +57,7 @@ from improv.model.markov import MarkovModel, PitchMarkov, component_probabilitie
 BASELINES_VERSION = 1
 CACHE_VERSION = 2
 HEADS = ("pitch", "step", "duration", "velocity")
-DATA_SETS = ("held-out", "out-of-corpus")
+DATA_SETS = ("held-out", "out-of-corpus", "madrigals")
 # Orders chosen on a tenth of the training works held out from the rest (never on evaluation data).
 MARKOV_ORDERS = {"pitch_absolute": 6, "pitch_interval": 8, "step": 10, "duration": 6, "velocity": 8}
 
@@ -105,6 +105,17 @@ def out_of_corpus_set(say: Say = _quiet) -> list[EventArrays]:
         say(f"parsed {done}/{total} {OUT_OF_CORPUS_COLLECTION} files")
 
     works = load_tunes(OUT_OF_CORPUS_COLLECTION, progress=progress)
+    return [to_sequence(w.name, w.notes, w.has_dynamics) for w in works]
+
+
+def madrigal_set(say: Say = _quiet) -> list[EventArrays]:
+    """The second out-of-corpus set: Monteverdi's madrigals (`corpus.load_madrigals`, never trained on)."""
+    try:
+        from .corpus import load_madrigals
+    except ImportError as error:  # music21 missing
+        raise ImprovError(f"the madrigal set needs music21: pip install 'improv[train]' ({error})") from None
+
+    works = load_madrigals(progress=lambda done, total, name: say(f"parsed {done}/{total} madrigals"))
     return [to_sequence(w.name, w.notes, w.has_dynamics) for w in works]
 
 
@@ -500,9 +511,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """The whole report as one JSON-ready dict (see the module docstring).
 
-    `data_set` (when no `paths`): "held-out" (the default corpus's held-out works) or
-    "out-of-corpus" (`out_of_corpus_set`). Baselines are fitted on the training works the model
-    itself was trained on: the default set plus the tune collections its summary names.
+    `data_set` (when no `paths`): "held-out" (the default corpus's held-out works),
+    "out-of-corpus" (`out_of_corpus_set`) or "madrigals" (`madrigal_set`). Baselines are
+    fitted on the training works the model itself was trained on: the default set plus the
+    tune collections its summary names.
     """
     from improv.model.shipped import resolve_model
 
@@ -530,6 +542,9 @@ def evaluate(
     elif data_set == "out-of-corpus":
         eval_seqs = out_of_corpus_set(say)
         data = "out-of-corpus set (O'Neill's 1850 Irish dance tunes, never trained on)"
+    elif data_set == "madrigals":
+        eval_seqs = madrigal_set(say)
+        data = "Monteverdi's madrigals (out of corpus, never trained on)"
     else:
         eval_seqs = default_split()[1]
         data = "held-out works of the default corpus"
