@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from improv.calibrate import TEMPERATURES, apply_temperatures, fit_temperatures, head_logits, nll_at
-from improv.dataset import to_sequence
-from improv.events import Note
-from improv.model import HEADS, ImprovNet, ModelConfig
+from improv.training.calibrate import TEMPERATURES, apply_temperatures, fit_temperatures, head_logits, nll_at
+from improv.data.dataset import to_sequence
+from improv.music.events import Note
+from improv.model.network import HEADS, ImprovNet, ModelConfig
 
 
 def tiny_net() -> ImprovNet:

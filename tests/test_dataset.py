@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from improv.dataset import join_tunes
-from improv.events import Note
+from improv.data.dataset import join_tunes
+from improv.music.events import Note
 
 
 def tune(start: float, pitches: list[int]) -> list[Note]:

@@ -74,8 +74,8 @@ def _default_corpus_sequences(say):
 
 def _tune_sequences(collections, say):
     """Training tunes of the tune collections, joined per file into medleys, and their held-out tunes."""
-    from .corpus import load_tunes
-    from .dataset import join_tunes, to_sequence
+    from improv.data.corpus import load_tunes
+    from improv.data.dataset import join_tunes, to_sequence
 
     train, valid = [], []
     for collection in collections:
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         with ddp.local_main_first():  # one process per machine parses the corpus, the others read its cache
             train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
             if not args.no_folk:
-                from .corpus import TRAINING_COLLECTIONS
+                from improv.data.corpus import TRAINING_COLLECTIONS
 
                 tunes, guard = _tune_sequences(TRAINING_COLLECTIONS, say)
         if not args.no_folk:
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                          rhythm_hidden=args.rhythm_hidden, lean_inputs=not args.full_inputs)
     init_state = None
     if args.init is not None:
-        from .model import load, network_from
+        from improv.model.network import load, network_from
 
         net = network_from(load(args.init))
         config, init_state = net.config, net.state_dict()

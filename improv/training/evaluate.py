@@ -111,7 +111,7 @@ def out_of_corpus_set(say: Say = _quiet) -> list[EventArrays]:
 def madrigal_set(say: Say = _quiet) -> list[EventArrays]:
     """The second out-of-corpus set: Monteverdi's madrigals (`corpus.load_madrigals`, never trained on)."""
     try:
-        from .corpus import load_madrigals
+        from improv.data.corpus import load_madrigals
     except ImportError as error:  # music21 missing
         raise ImprovError(f"the madrigal set needs music21: pip install 'improv[train]' ({error})") from None
 

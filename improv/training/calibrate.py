@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dataset import EventArrays, encode_sequence, split_batch
-from .model import HEADS, ImprovNet
-from .train import _pad_stack
+from improv.data.dataset import EventArrays, encode_sequence, split_batch
+from improv.model.network import HEADS, ImprovNet
+from improv.training.train import _pad_stack
 
 TEMPERATURES = tuple(np.round(np.arange(0.8, 1.61, 0.02), 2).tolist())
 
@@ -77,15 +77,15 @@ def apply_temperatures(net: ImprovNet, temperatures: dict[str, float]) -> None:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    """`python -m improv.calibrate MODEL OUT`: fit and bake head temperatures on the validation
+    """`python -m improv.training.calibrate MODEL OUT`: fit and bake head temperatures on the validation
     sets `improv train` uses (the default corpus's held-out works, and held-out tunes of the
     collections the model was trained on)."""
     import argparse
 
-    from .evaluate import default_corpus_split
-    from .model import export, load, network_from
+    from improv.model.network import export, load, network_from
+    from improv.training.evaluate import default_corpus_split
 
-    parser = argparse.ArgumentParser(prog="python -m improv.calibrate", description=_main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m improv.training.calibrate", description=_main.__doc__)
     parser.add_argument("model")
     parser.add_argument("out")
     args = parser.parse_args(argv)
@@ -94,8 +94,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     sets = [default_corpus_split(print)[1]]
     collections = model.summary.get("tune_collections", [])
     if collections:
-        from .corpus import load_tunes
-        from .dataset import to_sequence
+        from improv.data.corpus import load_tunes
+        from improv.data.dataset import to_sequence
 
         sets.append([to_sequence(w.name, w.notes, w.has_dynamics) for c in collections for w in load_tunes(c)
                      if w.split == "valid"])
