@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from improv.training.calibrate import TEMPERATURES, apply_temperatures, fit_temperatures, head_logits, nll_at
 from improv.data.dataset import to_sequence
-from improv.music.events import Note
 from improv.model.network import HEADS, ImprovNet, ModelConfig
+from improv.music.events import Note
+from improv.training.calibrate import (
+    TEMPERATURES,
+    apply_temperatures,
+    fit_temperatures,
+    head_logits,
+    nll_at,
+)
 
 
 def tiny_net() -> ImprovNet:

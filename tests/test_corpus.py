@@ -15,7 +15,7 @@ pytest.importorskip("music21")
 
 from music21 import chord, dynamics, instrument, note, stream, tempo, tie  # noqa: E402
 
-from improv.data import corpus  # noqa: E402
+from improv.data import corpus, tunes  # noqa: E402
 from improv.data.corpus import Work, default_work_paths, extract_work, notes_from_score, split_for  # noqa: E402
 
 # CORPUS.md §4, "valid works (default set)", chorale line.
@@ -402,31 +402,31 @@ GAB c2B|A3 G3|]
 
 
 def test_tune_collections_keep_the_out_of_corpus_set_apart() -> None:
-    essen = [name for name, _ in corpus.tune_collection_files("essen")]
-    oneill = [name for name, _ in corpus.tune_collection_files("oneills1850")]
+    essen = [name for name, _ in tunes.tune_collection_files("essen")]
+    oneill = [name for name, _ in tunes.tune_collection_files("oneills1850")]
     assert len(essen) == 26 and all(name.startswith("essenFolksong/") for name in essen)
     assert "essenFolksong/irl" not in essen  # Irish tunes: they may be O'Neill's
     assert not any(name.startswith("essenFolksong/test") for name in essen)
     assert len(oneill) == 33 and "oneills1850/1556-1576" not in oneill  # inside 1556-1624
-    assert corpus.OUT_OF_CORPUS_COLLECTION not in corpus.TRAINING_COLLECTIONS
-    assert {corpus.tune_split(f"oneills1850/0001-0050#{i}", "oneills1850") for i in range(50)} == {"test"}
-    essen_splits = Counter(corpus.tune_split(f"essenFolksong/erk10#{i}", "essen") for i in range(1000))
+    assert tunes.OUT_OF_CORPUS_COLLECTION not in tunes.TRAINING_COLLECTIONS
+    assert {tunes.tune_split(f"oneills1850/0001-0050#{i}", "oneills1850") for i in range(50)} == {"test"}
+    essen_splits = Counter(tunes.tune_split(f"essenFolksong/erk10#{i}", "essen") for i in range(1000))
     assert set(essen_splits) == {"train", "valid"} and 60 < essen_splits["valid"] < 140
     with pytest.raises(ValueError, match="unknown tune collection"):
-        corpus.tune_collection_files("nope")
+        tunes.tune_collection_files("nope")
 
 
 def test_each_tune_of_an_abc_file_is_a_work(tmp_path: Path) -> None:
     path = tmp_path / "two.abc"
     path.write_text(TWO_TUNES_ABC)
-    name, tunes, error = corpus._extract_tunes_task(("folk/two", str(path)))
+    name, found, error = tunes._extract_tunes_task(("folk/two", str(path)))
     assert name == "folk/two" and error == ""
-    assert [tune for tune, _ in tunes] == ["folk/two#1", "folk/two#7"]
-    first = tunes[0][1].notes()
+    assert [tune for tune, _ in found] == ["folk/two#1", "folk/two#7"]
+    first = found[0][1].notes()
     assert [n.pitch for n in first] == [60, 62, 64, 65, 67, 67]
     assert [n.start for n in first] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]  # quarter = 120: every tune starts at 0
-    second = tunes[1][1].notes()
+    second = found[1][1].notes()
     assert second[0].pitch == 67 and second[0].start == 0.0 and len(second) == 7
-    assert not tunes[0][1].has_dynamics
-    missing = corpus._extract_tunes_task(("folk/none", str(tmp_path / "none.abc")))
+    assert not found[0][1].has_dynamics
+    missing = tunes._extract_tunes_task(("folk/none", str(tmp_path / "none.abc")))
     assert missing[1] is None and missing[2]

@@ -50,9 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--include-drums", action="store_true", help="keep channel-10 drum notes")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="share of each training target spread over all tokens (default: %(default)s)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit one temperature per head on the validation sets and bake it into the file")
     p.add_argument("--keep-epochs", action="store_true", help="save every epoch's weights in the run directory")
     p.add_argument("--no-folk", action="store_true",
-                   help="default corpus only: leave out the Essen folk tunes added to it (corpus.TRAINING_COLLECTIONS)")
+                   help="default corpus only: leave out the Essen folk tunes added to it (data/tunes.py TRAINING_COLLECTIONS)")
     p.add_argument("--init", type=Path, metavar="MODEL", default=None,
                    help="start from MODEL's weights (its architecture; the size options are ignored) and train on the "
                         "default corpus as usual")
@@ -74,7 +76,7 @@ def _default_corpus_sequences(say):
 
 def _tune_sequences(collections, say):
     """Training tunes of the tune collections, joined per file into medleys, and their held-out tunes."""
-    from improv.data.corpus import load_tunes
+    from improv.data.tunes import load_tunes
     from improv.data.dataset import join_tunes, to_sequence
 
     train, valid = [], []
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         with ddp.local_main_first():  # one process per machine parses the corpus, the others read its cache
             train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
             if not args.no_folk:
-                from improv.data.corpus import TRAINING_COLLECTIONS
+                from improv.data.tunes import TRAINING_COLLECTIONS
 
                 tunes, guard = _tune_sequences(TRAINING_COLLECTIONS, say)
         if not args.no_folk:
@@ -159,6 +161,7 @@ def _settings(args: argparse.Namespace, minutes: float, lr: float):
         length=args.length, lr=args.lr if args.lr is not None else lr, patience=args.patience,
         lr_patience=args.lr_patience, seed=args.random_seed, device=args.device, threads=args.threads,
         label_smoothing=getattr(args, "label_smoothing", 0.0), keep_epochs=getattr(args, "keep_epochs", False),
+        calibrate=getattr(args, "calibrate", False),
     )
 
 

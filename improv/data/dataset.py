@@ -109,6 +109,16 @@ class WindowSampler:
         return torch.from_numpy(np.stack([self.window() for _ in range(size)]))
 
 
+def pad_stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """(T+1, 5) token arrays of different lengths as one (B, longest, 5) batch, padded with pitch -1 (masked)."""
+    longest = max(len(a) for a in arrays)
+    out = np.zeros((len(arrays), longest, 5), dtype=np.int64)
+    out[:, :, 0] = -1
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out)
+
+
 def split_batch(tokens: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
     """(B, T+1, 5) -> inputs, targets (pitch, step, duration, velocity), valid mask, velocity mask."""
     inputs = tokens[:, :-1]

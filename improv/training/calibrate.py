@@ -14,9 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from improv.data.dataset import EventArrays, encode_sequence, split_batch
+from improv.data.dataset import EventArrays, encode_sequence, pad_stack, split_batch
 from improv.model.network import HEADS, ImprovNet
-from improv.training.train import _pad_stack
 
 TEMPERATURES = tuple(np.round(np.arange(0.8, 1.61, 0.02), 2).tolist())
 
@@ -30,7 +29,7 @@ def head_logits(net: ImprovNet, sequences: Sequence[EventArrays], batch: int = 8
     logits: dict[str, list[torch.Tensor]] = {h: [] for h in HEADS}
     targets: dict[str, list[torch.Tensor]] = {h: [] for h in HEADS}
     for i in range(0, len(encoded), batch):
-        tokens = _pad_stack(encoded[i : i + batch])
+        tokens = pad_stack(encoded[i : i + batch])
         inputs, outs, valid, velocity_valid = split_batch(tokens)
         out = net(inputs, outs)
         wanted = dict(zip(("pitch", "step", "duration", "velocity"), outs))
@@ -82,8 +81,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     collections the model was trained on)."""
     import argparse
 
+    from improv.data.corpus import load_default_corpus
+    from improv.data.dataset import to_sequence
+    from improv.data.tunes import load_tunes
     from improv.model.network import export, load, network_from
-    from improv.training.evaluate import default_corpus_split
 
     parser = argparse.ArgumentParser(prog="python -m improv.training.calibrate", description=_main.__doc__)
     parser.add_argument("model")
@@ -91,12 +92,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = load(args.model)
     net = network_from(model)
-    sets = [default_corpus_split(print)[1]]
+    sets = [[to_sequence(w.name, w.notes, w.has_dynamics) for w in load_default_corpus() if w.split == "valid"]]
     collections = model.summary.get("tune_collections", [])
     if collections:
-        from improv.data.corpus import load_tunes
-        from improv.data.dataset import to_sequence
-
         sets.append([to_sequence(w.name, w.notes, w.has_dynamics) for c in collections for w in load_tunes(c)
                      if w.split == "valid"])
     temperatures = fit_temperatures(net, sets)

@@ -74,11 +74,12 @@ def _quiet(text: str) -> None:
 def default_corpus_split(say: Say = _quiet, collections: Sequence[str] = ()) -> tuple[list[EventArrays], list[EventArrays]]:
     """Train and held-out works of the default corpus as event arrays (parsed once, then cached by corpus.py).
 
-    `collections` (tune collections of `corpus.TUNE_COLLECTIONS`) add their training tunes to
+    `collections` (tune collections of `tunes.TUNE_COLLECTIONS`) add their training tunes to
     the training side; the held-out side stays the default set's held-out works.
     """
     try:
-        from improv.data.corpus import load_default_corpus, load_tunes
+        from improv.data.corpus import load_default_corpus
+        from improv.data.tunes import load_tunes
     except ImportError as error:  # music21 missing
         raise ImprovError(f"the default corpus needs music21: pip install 'improv[train]' ({error})") from None
 
@@ -95,9 +96,9 @@ def default_corpus_split(say: Say = _quiet, collections: Sequence[str] = ()) -> 
 
 
 def out_of_corpus_set(say: Say = _quiet) -> list[EventArrays]:
-    """The out-of-corpus set: every tune of `corpus.OUT_OF_CORPUS_COLLECTION` (never trained on)."""
+    """The out-of-corpus set: every tune of `tunes.OUT_OF_CORPUS_COLLECTION` (never trained on)."""
     try:
-        from improv.data.corpus import OUT_OF_CORPUS_COLLECTION, load_tunes
+        from improv.data.tunes import OUT_OF_CORPUS_COLLECTION, load_tunes
     except ImportError as error:  # music21 missing
         raise ImprovError(f"the out-of-corpus set needs music21: pip install 'improv[train]' ({error})") from None
 
@@ -109,9 +110,9 @@ def out_of_corpus_set(say: Say = _quiet) -> list[EventArrays]:
 
 
 def madrigal_set(say: Say = _quiet) -> list[EventArrays]:
-    """The second out-of-corpus set: Monteverdi's madrigals (`corpus.load_madrigals`, never trained on)."""
+    """The second out-of-corpus set: Monteverdi's madrigals (`tunes.load_madrigals`, never trained on)."""
     try:
-        from improv.data.corpus import load_madrigals
+        from improv.data.tunes import load_madrigals
     except ImportError as error:  # music21 missing
         raise ImprovError(f"the madrigal set needs music21: pip install 'improv[train]' ({error})") from None
 

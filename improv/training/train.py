@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from improv.data.dataset import EventArrays, WindowSampler, encode_sequence, split_batch
+from improv.data.dataset import EventArrays, WindowSampler, encode_sequence, pad_stack, split_batch
 from improv.model.network import HEADS, ImprovNet, ModelConfig, export
 from improv.training.distributed import epoch_sampler, setup as setup_distributed, shard_events
 
@@ -39,6 +39,7 @@ class TrainSettings:
     threads: int | None = None
     label_smoothing: float = 0.0
     keep_epochs: bool = False  # also save every epoch's weights in the run directory
+    calibrate: bool = False  # fit one temperature per head on the validation sets before export (calibrate.py)
 
 
 @dataclass
@@ -96,15 +97,6 @@ def head_losses(
     return out
 
 
-def _pad_stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
-    longest = max(len(a) for a in arrays)
-    out = np.zeros((len(arrays), longest, 5), dtype=np.int64)
-    out[:, :, 0] = -1
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-    return torch.from_numpy(out)
-
-
 @torch.no_grad()
 def evaluate_nll(net: ImprovNet, sequences: Sequence[EventArrays], device: torch.device, batch: int = 8,
                  reduce: Callable[[dict[str, float]], dict[str, float]] | None = None) -> dict[str, float]:
@@ -116,7 +108,7 @@ def evaluate_nll(net: ImprovNet, sequences: Sequence[EventArrays], device: torch
     sums = {h: 0.0 for h in HEADS}
     counts = {h: 0.0 for h in HEADS}
     for i in range(0, len(encoded), batch):
-        tokens = _pad_stack(encoded[i : i + batch]).to(device)
+        tokens = pad_stack(encoded[i : i + batch]).to(device)
         inputs, targets, valid, velocity_valid = split_batch(tokens)
         losses = head_losses(net(inputs, targets), targets, valid, velocity_valid)
         for head, (total, count) in losses.items():
@@ -324,6 +316,13 @@ def train(
         info["guard_nll_total"] = round(result.best_guard, 4)
     if not ddp.is_main:
         return result
+    if settings.calibrate:
+        from improv.training.calibrate import apply_temperatures, fit_temperatures
+
+        temperatures = fit_temperatures(net, [valid_seqs] + ([guard_seqs] if guard_seqs else []))
+        apply_temperatures(net, temperatures)
+        info["head_temperatures"] = temperatures
+        say("head temperatures fitted on the validation sets: " + ", ".join(f"{h} {t:g}" for h, t in temperatures.items()))
     export(net, out_path, info)
     plot_curves(result.history, out_path.with_suffix(".png"))
     (run_dir / "summary.json").write_text(json.dumps(info, indent=2))
