@@ -28,3 +28,17 @@ def test_medleys_stop_at_max_events() -> None:
     medleys = join_tunes(tunes, max_events=7)
     assert [len(m) for m in medleys] == [6, 6, 3]
     assert sum(len(m) for m in medleys) == 15
+
+
+def test_sampler_weights_set_each_collection_s_share_of_windows() -> None:
+    from improv.data.dataset import WindowSampler, to_sequence
+    from improv.music.encoding import Bins
+
+    long_work = to_sequence("work", tune(0.0, [60] * 300))
+    tunes = [to_sequence(f"t{i}", tune(0.0, [72] * 30)) for i in range(10)]  # as many events as the work
+    sampler = WindowSampler([long_work, *tunes], Bins(), length=16, seed=0, augment=False,
+                            weights=[0.75 / 300] + [0.25 / 300] * 10)
+    drawn = [int(sampler.window()[1, 0]) for _ in range(2000)]
+    assert 0.2 < drawn.count(72) / len(drawn) < 0.3  # a quarter from the tunes, not a half
+    with pytest.raises(ValueError, match="2 weights for 11 sequences"):
+        WindowSampler([long_work, *tunes], Bins(), length=16, seed=0, weights=[1.0, 1.0])

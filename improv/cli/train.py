@@ -53,6 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrate", action="store_true",
                    help="fit one temperature per head on the validation sets and bake it into the file")
     p.add_argument("--keep-epochs", action="store_true", help="save every epoch's weights in the run directory")
+    p.add_argument("--folk-share", type=float, default=0.3,
+                   help="share of training windows drawn from the folk tunes (default: %(default)s)")
     p.add_argument("--no-folk", action="store_true",
                    help="default corpus only: leave out the Essen folk tunes added to it (data/tunes.py TRAINING_COLLECTIONS)")
     p.add_argument("--init", type=Path, metavar="MODEL", default=None,
@@ -72,6 +74,13 @@ def _default_corpus_sequences(say):
     train = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "train"]
     valid = [to_sequence(w.name, w.notes, w.has_dynamics) for w in works if w.split == "valid"]
     return train, valid, {"data": "music21 default corpus (piano, piano+others, string quartets, chorales)"}
+
+
+def _share_weights(default_events: int, tune_events: int, share: float) -> tuple[float, float]:
+    """Per-event weights of the default set and the tunes so that `share` of the windows are tunes."""
+    if not 0.0 < share < 1.0:
+        raise ImprovError(f"--folk-share must be between 0 and 1 (exclusive), got {share}")
+    return (1.0 - share) / default_events, share / tune_events
 
 
 def _tune_sequences(collections, say):
@@ -111,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         train_seqs, valid_seqs = split_works(works)
         summary = {"data": f"{len(works)} user MIDI files", "skipped_files": skipped}
     guard = None
+    weights = None
     if not args.paths:
         with ddp.local_main_first():  # one process per machine parses the corpus, the others read its cache
             train_seqs, valid_seqs, summary = _default_corpus_sequences(say)
@@ -119,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
 
                 tunes, guard = _tune_sequences(TRAINING_COLLECTIONS, say)
         if not args.no_folk:
+            weights = _share_weights(sum(map(len, train_seqs)), sum(map(len, tunes)), args.folk_share)
+            weights = [weights[0]] * len(train_seqs) + [weights[1]] * len(tunes)
             train_seqs = train_seqs + tunes
+            summary["folk_share"] = args.folk_share
             summary["data"] += " + folk tunes (" + ", ".join(TRAINING_COLLECTIONS) + ")"
             summary["tune_collections"] = list(TRAINING_COLLECTIONS)
             say(f"the epoch kept is the best on the mean of the default held-out works and {len(guard)} held-out tunes")
@@ -138,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, minutes=55.0, lr=2e-3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
-                   summary=summary, on_progress=say, init_state=init_state, guard_seqs=guard)
+                   summary=summary, on_progress=say, init_state=init_state, guard_seqs=guard,
+                   sample_weights=weights)
     say(f"wrote {args.out} (best epoch {result.best_epoch}: "
         + ", ".join(f"{h} {v:.3f}" for h, v in result.best_valid.items())
         + f" nats/event; {result.stopped_because}); curves in {args.out.with_suffix('.csv')} and .png")

@@ -73,13 +73,21 @@ class WindowSampler:
     reset, so the model learns to begin from silence and from mid-phrase alike.
     """
 
-    def __init__(self, sequences: Sequence[EventArrays], bins: Bins, length: int, seed: int, augment: bool = True) -> None:
-        self.sequences = [s for s in sequences if len(s) >= 2]
+    def __init__(
+        self, sequences: Sequence[EventArrays], bins: Bins, length: int, seed: int, augment: bool = True,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        """`weights`: one factor per sequence on top of its length (a collection's share of the windows)."""
+        factors = list(weights) if weights is not None else [1.0] * len(sequences)
+        if len(factors) != len(sequences):
+            raise ValueError(f"{len(factors)} weights for {len(sequences)} sequences")
+        kept = [(s, f) for s, f in zip(sequences, factors) if len(s) >= 2]
+        self.sequences = [s for s, _ in kept]
         self.bins = bins
         self.length = length
         self.augment = augment
         self.rng = np.random.default_rng(seed)
-        sizes = np.array([len(s) for s in self.sequences], dtype=np.float64)
+        sizes = np.array([len(s) * f for s, f in kept], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
     def window(self) -> np.ndarray:

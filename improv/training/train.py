@@ -166,13 +166,15 @@ def train(
     on_progress: Callable[[str], None] | None = None,
     init_state: dict | None = None,
     guard_seqs: Sequence[EventArrays] | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train, keep the epoch with the best total validation NLL, export it to `out_path`.
 
     With `init_state` training starts from those weights (fine-tuning). With `guard_seqs`
     (the default corpus's held-out works, when fine-tuning on a player's sessions) the epoch
     kept is the best on the mean of both validation sets, so gaining the player's style
-    cannot cost everything else the model knew.
+    cannot cost everything else the model knew. `sample_weights` (one per training sequence)
+    scale how often windows come from each, on top of its length.
     """
     config = config or ModelConfig()
     settings = settings or TrainSettings()
@@ -193,7 +195,9 @@ def train(
     model = ddp.wrap(net)  # DistributedDataParallel averages the gradients across processes
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=settings.lr_patience)
-    sampler = WindowSampler(train_seqs, config.binning, settings.length, settings.seed)
+    # One process: windows by length times `sample_weights`. Under torchrun each process draws from a
+    # shard of the works by length alone (distributed.epoch_sampler): the weights are not applied there.
+    sampler = WindowSampler(train_seqs, config.binning, settings.length, settings.seed, weights=sample_weights)
     works = sampler.sequences  # every process's, when several each draw from a shard of them
     events = sum(len(s) for s in train_seqs)
     steps_per_epoch = max(1, math.ceil(events / (settings.batch * settings.length * ddp.world_size)))
