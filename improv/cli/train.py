@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="start from MODEL (same interface out); PATH... are then required, e.g. saved sessions")
     p.add_argument("--no-guard", action="store_true",
                    help="fine-tuning: do not watch the default corpus's held-out works against forgetting")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: 55, fine-tuning 10)")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: 55; from --init 30; fine-tuning 10)")
     p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="units of the rhythm heads' own LSTM, 0 for none (default: %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="windows per optimizer step (default: %(default)s)")
     p.add_argument("--length", type=int, default=128, help="events per training window (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3, fine-tuning 3e-4)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3; from --init or fine-tuning 3e-4)")
     p.add_argument("--patience", type=int, default=6, help="epochs without improvement in any head before stopping")
     p.add_argument("--lr-patience", type=int, default=1, help="epochs without improvement before the learning rate halves")
     p.add_argument("--random-seed", type=int, default=1234)
@@ -50,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--include-drums", action="store_true", help="keep channel-10 drum notes")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="share of each training target spread over all tokens (default: %(default)s)")
-    p.add_argument("--calibrate", action="store_true",
-                   help="fit one temperature per head on the validation sets and bake it into the file")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="do not fit one temperature per head on the validation sets (by default they are fitted "
+                        "and baked into the file)")
     p.add_argument("--keep-epochs", action="store_true", help="save every epoch's weights in the run directory")
     p.add_argument("--folk-share", type=float, default=0.3,
                    help="share of training windows drawn from the folk tunes (default: %(default)s)")
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         net = network_from(load(args.init))
         config, init_state = net.config, net.state_dict()
         summary["initialised_from"] = str(args.init)
-    settings = _settings(args, minutes=55.0, lr=2e-3)
+    settings = _settings(args, minutes=30.0, lr=3e-4) if args.init is not None else _settings(args, minutes=55.0, lr=2e-3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = train(train_seqs, valid_seqs, args.out, config, settings, run_dir=args.run_dir, resume=args.resume,
                    summary=summary, on_progress=say, init_state=init_state, guard_seqs=guard,
@@ -207,6 +208,7 @@ def _finetune(args: argparse.Namespace, say) -> int:
         + (f" and {sum(map(len, guard))} held-out corpus events" if guard else ""))
     net = network_from(base)
     settings = _settings(args, minutes=10.0, lr=3e-4)
+    settings.calibrate = False  # the player's few held-out notes are too few to fit temperatures on
     summary = dict(base.summary)
     summary.update({"finetuned_from": str(args.finetune), "finetune_data": f"{len(works)} files",
                     "skipped_files": skipped})
