@@ -42,3 +42,18 @@ def test_sampler_weights_set_each_collection_s_share_of_windows() -> None:
     assert 0.2 < drawn.count(72) / len(drawn) < 0.3  # a quarter from the tunes, not a half
     with pytest.raises(ValueError, match="2 weights for 11 sequences"):
         WindowSampler([long_work, *tunes], Bins(), length=16, seed=0, weights=[1.0, 1.0])
+
+
+def test_a_finished_run_resumed_with_more_epochs_trains_them_all(tmp_path) -> None:
+    from improv.data.dataset import to_sequence
+    from improv.model.network import ModelConfig
+    from improv.training.train import TrainSettings, train
+
+    seqs = [to_sequence(f"w{i}", tune(0.0, [60 + (j * (i + 2)) % 12 for j in range(40)])) for i in range(3)]
+    config = ModelConfig(hidden=8, layers=1, embed=8, head_hidden=8)
+    out = tmp_path / "m.pt"
+    first = train(seqs, seqs, out, config, TrainSettings(epochs=2, batch=2, length=16, minutes=5, patience=99))
+    assert len(first.history) == 2 and first.stopped_because == "2 epochs done"
+    again = train(seqs, seqs, out, config, TrainSettings(epochs=4, batch=2, length=16, minutes=5, patience=99),
+                  resume=True)
+    assert [r.epoch for r in again.history] == [1, 2, 3, 4] and again.stopped_because == "4 epochs done"

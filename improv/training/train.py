@@ -219,6 +219,7 @@ def train(
         best_state = saved["best_state"]
         best_total, best_per_head, stale = saved["best_total"], saved["best_per_head"], saved["stale"]
         result = saved["result"]
+        result.stopped_because = ""  # a run that ended by its budget or epochs goes on under the new ones
         start_epoch = saved["epoch"] + 1
         elapsed_before = result.minutes * 60
         say(f"resumed from {checkpoint} at epoch {start_epoch}")
