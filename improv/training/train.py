@@ -6,6 +6,7 @@ beside the model, and checkpoints to a run directory so training can resume.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -325,6 +326,7 @@ def train(
         from improv.training.calibrate import apply_temperatures, fit_temperatures
 
         temperatures = fit_temperatures(net, [valid_seqs] + ([guard_seqs] if guard_seqs else []))
+        net = copy.deepcopy(net)  # the trained network stays as trained (like every rank's); the file gets the soft heads
         apply_temperatures(net, temperatures)
         info["head_temperatures"] = temperatures
         say("head temperatures fitted on the validation sets: " + ", ".join(f"{h} {t:g}" for h, t in temperatures.items()))
