@@ -270,7 +270,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     try:
-        from improv.training.evaluate import default_corpus_split
+        from improv.data.sets import default_corpus_split
         from improv.model.shipped import resolve_model
 
         model = resolve_model(args.model)
