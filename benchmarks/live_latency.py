@@ -34,6 +34,7 @@ import rtmidi  # noqa: E402
 # The JACK server helpers are test support, kept under tests/ so the wheel carries none of it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from support.memory import rss_mb  # noqa: E402
 from support.jack_server import (  # noqa: E402
     JackServer,
     MidiRecorder,
@@ -53,21 +54,6 @@ def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """Resident MB in all, and of that the JACK server's shared memory, which every JACK client maps."""
-    total = jack = 0
-    mapping = ""
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            fields = line.split()
-            if fields and not fields[0].endswith(":"):  # a mapping's header: address range, ..., path
-                mapping = fields[5] if len(fields) > 5 else ""
-            elif fields[0] == "Rss:":
-                total += int(fields[1])
-                if mapping.startswith("/dev/shm/jack"):
-                    jack += int(fields[1])
-    return total / 1024, jack / 1024
 
 
 def measure_start(server: JackServer, model: Path | None) -> tuple[float, tuple[float, float], subprocess.Popen]:

@@ -23,25 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from support.memory import rss_mb  # noqa: E402
 from support.jack_server import JackServer, open_midi_in, unique_client_name, wait_for_port  # noqa: E402
 
 GOAL_MB = 350
 
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """Resident MB in all, and of that the JACK server's shared memory."""
-    total = jack = 0
-    mapping = ""
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            fields = line.split()
-            if fields and not fields[0].endswith(":"):
-                mapping = fields[5] if len(fields) > 5 else ""
-            elif fields and fields[0] == "Rss:":
-                total += int(fields[1])
-                if mapping.startswith("/dev/shm/jack"):
-                    jack += int(fields[1])
-    return total / 1024, jack / 1024
 
 
 def baseline_mb() -> float:

@@ -13,21 +13,7 @@ import numpy as np
 
 
 
-from improv.data.scores import (  # noqa: F401  (re-exported: the corpus's readers and constants)
-    ACCENT_BOOST,
-    ACCENT_THEN_LEVEL,
-    DEFAULT_SECONDS_PER_QUARTER,
-    DEFAULT_VELOCITY,
-    DYNAMIC_VELOCITY,
-    _Dynamics,
-    _extract_arrays,
-    _extract_stream,
-    _Extracted,
-    _extract_task,
-    _TempoMap,
-    extract_work,
-    notes_from_score,
-)
+from improv.data.scores import _Extracted
 
 
 # --------------------------------------------------------------------- cache

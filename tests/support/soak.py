@@ -21,12 +21,12 @@ from pathlib import Path
 
 import rtmidi
 
+from support.memory import rss_own_mb
 from support.jack_server import (
     JackServer,
     MidiRecorder,
     connect_ports,
     open_midi_in,
-    open_midi_out,
     unique_client_name,
     wait_for_port,
 )
@@ -69,21 +69,6 @@ def analyse(messages: Sequence[tuple[float, bytes]]) -> Heard:
             heard.sounding = {k for k in heard.sounding if k[0] != channel}
     return heard
 
-
-def rss_own_mb(pid: int) -> float:
-    """Resident MB of `pid` without the JACK server's shared memory (the server's, mapped by every client)."""
-    total = jack = 0
-    mapping = ""
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            fields = line.split()
-            if fields and not fields[0].endswith(":"):
-                mapping = fields[5] if len(fields) > 5 else ""
-            elif fields and fields[0] == "Rss:":
-                total += int(fields[1])
-                if mapping.startswith("/dev/shm/jack"):
-                    jack += int(fields[1])
-    return (total - jack) / 1024
 
 
 @dataclass
