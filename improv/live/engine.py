@@ -89,7 +89,7 @@ class Engine:
         controls: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = s = settings or EngineSettings()
+        self._settings = s = settings or EngineSettings()
         self.clock = clock
         self.improviser = Improviser(model, s.seed_events)
         self.improviser.warm_up()  # TorchScript optimises on the first calls: not during the first answer
@@ -146,6 +146,15 @@ class Engine:
         return self._thread is not None and self._thread.is_alive()
 
     # -- called from other threads ------------------------------------------------
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: EngineSettings) -> None:
+        """New settings reach every part that reads them (the player's and the answer's)."""
+        self._settings = self.answer.settings = self.player.settings = value
 
     def push(self, data: Sequence[int], time_s: float) -> None:
         """The MIDI input callback: enqueue and return at once."""
@@ -344,7 +353,7 @@ class Engine:
                 self.player.reset()
                 answer.reply_start = None
             case SetReplyLength(notes):
-                self.settings = answer.settings = self.player.settings = replace(self.settings, reply_notes=notes)
+                self.settings = replace(self.settings, reply_notes=notes)
             case SetFollow(value):
                 answer.follow = check_follow(value)
             case NudgeFollow(step):
