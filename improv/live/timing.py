@@ -180,8 +180,9 @@ class FollowClock(FreeTime):
         if not data or data[0] not in CLOCK_STATUSES:
             return "not clock"
         follower = self.follower
+        beat = follower.position // PULSES_PER_QUARTER
         change = follower.feed(data[0], t, tuple(data[1:]))
-        if change is not None or (data[0] == CLOCK and follower.position % PULSES_PER_QUARTER == 0):
+        if change is not None or (data[0] == CLOCK and follower.position // PULSES_PER_QUARTER != beat):
             self._follow_grid_tempo()
             self._events.put(TransportChanged(follower.transport(t)))
         return "stop" if change == "stop" else "clock"  # Stop means silence
