@@ -41,6 +41,7 @@ from improv.live.protocol import (
     NotePlayed,
     NudgeFollow,
     NudgeTemperature,
+    NudgeTempo,
     Panic,
     PlayerNoteOn,
     PlayKey,
@@ -99,7 +100,7 @@ class Engine:
         self._input: queue.Queue[tuple[Sequence[int], float]] = queue.Queue(INPUT_QUEUE_SIZE)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.output = Output(send, s.max_hold_s)
-        self.timing = choose_timing(s.sync, s.clock_out_bpm, self.output.send_now, self.events)
+        self.timing = choose_timing(s, self.output.send_now, self.events, lambda: self.push((), 0.0), clock)
         self.echo = EchoFilter(s.out_channel, s.echo_window_s)
         self.player = Player(s, self.improviser, self.timing, self.output, self.echo, self.events, clock)
         self.answer = Answer(s, self.player, self.timing, self.output, self.echo, self.improviser, self.events, clock)
@@ -367,4 +368,7 @@ class Engine:
             case PlayKey(pitch, velocity):
                 self._play_key(pitch, velocity, now)
                 return False  # a note, not a change of state
+            case NudgeTempo(step):
+                self.events.put(Message(self.timing.nudge_tempo(step, now)))
+                return False  # the tempo shows with the transport
         return True

@@ -5,8 +5,8 @@ between their onsets over `REFERENCE_STEP_S`). `FollowClock` and `LeadClock` kee
 clock, followed or sent: once the grid is known, the time scale is its beat and an answer's notes
 wait for their grid points. The engine never asks which one it has; it calls the same methods.
 
-A grid is anything with the small `Grid` interface below (`improv.live.clock` has two; an Ableton
-Link session would be a third).
+A grid is anything with the small `Grid` interface below (`improv.live.clock` has two;
+`improv.live.ableton_link` lays an Ableton Link session's timeline as a third, with its strategy).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from improv.live.clock import PULSES_PER_QUARTER, ClockFollower, ClockMaster, Transport
 from improv.live.protocol import TransportChanged
+from improv.live.settings import EngineSettings
 from improv.midi.status import CLOCK, CONTINUE, SONG_POSITION, START, STOP
 
 REFERENCE_STEP_S = 0.25  # a typical non-chord step of the training data at notated tempo
@@ -100,6 +101,10 @@ class FreeTime:
     def may_answer(self, now: float) -> bool:
         """Whether an answer may begin now (not while the band's clock is stopped)."""
         return True
+
+    def nudge_tempo(self, step_bpm: float, now: float) -> str:
+        """Move a shared session's tempo by `step_bpm`; what happened, in a line for the player."""
+        return "no shared tempo to nudge: start improv with --sync link"
 
     def running_at(self, now: float) -> bool:
         """Whether an answer under way may go on (a grid that stopped ends it)."""
@@ -237,11 +242,19 @@ class LeadClock(FreeTime):
             self._send_now([STOP])
 
 
-def choose_timing(sync: str, clock_out_bpm: float | None, send_now: Callable[[Sequence[int]], None],
-                  events: queue.SimpleQueue[Any]) -> FreeTime:
-    """The timing a session's settings ask for: follow a clock, be one, or play free."""
-    if sync == "clock":
+def choose_timing(settings: EngineSettings, send_now: Callable[[Sequence[int]], None],
+                  events: queue.SimpleQueue[Any], wake: Callable[[], None],
+                  clock: Callable[[], float]) -> FreeTime:
+    """The timing a session's settings ask for: follow a clock or a Link session, be a clock, or play free.
+
+    `wake` rouses the engine's loop from another thread (a Link peer stopped); `clock` is the engine's.
+    """
+    if settings.sync == "clock":
         return FollowClock(events)
-    if clock_out_bpm is not None:
-        return LeadClock(clock_out_bpm, send_now, events)
+    if settings.sync == "link":
+        from improv.live.ableton_link import FollowLink  # the binding loads only when asked for
+
+        return FollowLink(settings.link_tempo_bpm, settings.link_quantum, events, wake, clock)
+    if settings.clock_out_bpm is not None:
+        return LeadClock(settings.clock_out_bpm, send_now, events)
     return FreeTime()
