@@ -175,7 +175,9 @@ def test_the_grid_is_the_sessions_timeline_on_the_engines_clock(fake_link) -> No
     transport = grid.transport(clock.now)
     assert (transport.bar, transport.beat, transport.beats_per_bar, transport.peers) == (1, 3, 4, 0)
     assert transport.bpm == pytest.approx(100.0) and transport.running  # nobody ever started or stopped it
-    session.peer_plays(False, clock.now)  # a peer with start/stop sync stopped the session
+    session.peer_plays(False, clock.now)  # a peer stopped it: a joiner was never told it played, only the stop's time
+    grid.refresh()
+    assert not grid.running_at(clock.now)
     session.peer_plays(True, clock.now + 0.1)  # ... and starts it again 100 ms from now
     grid.refresh()
     assert not grid.running_at(clock.now + 0.05) and grid.running_at(clock.now + 0.1)

@@ -25,7 +25,7 @@ from typing import Any
 from improv.errors import ConfigError
 from improv.live.clock import BPM_RANGE, PULSES_PER_QUARTER, Transport
 from improv.live.protocol import TransportChanged
-from improv.live.timing import FreeTime, Grid
+from improv.live.timing import ClockInput, FreeTime, Grid
 
 INSTALL_HINT = "pip install 'improv[link]' (the LinkPython-extern package)"
 MAX_OFFSET_BRACKET_S = 0.0005  # a reading of the two clocks taken further apart than this is not used
@@ -59,7 +59,10 @@ class LinkGrid:
         self._state: Any = None
         self._offset_s = 0.0  # the engine's clock minus Link's
         self.peers = 0
-        self.transport_seen = False  # someone in the session started (or stopped) it: start/stop counts
+        # Someone in the session started or stopped it: from then on start/stop counts. (A peer that
+        # joins is not told a state set before it came, only changes: a stop shows first as a new time.)
+        self.transport_seen = False
+        self._first_change_us: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -72,9 +75,12 @@ class LinkGrid:
         after = self._clock()
         if after - before <= MAX_OFFSET_BRACKET_S or self._state is None:
             self._offset_s = (before + after) / 2 - micros / 1e6
-        self._state = self.session.captureAppSessionState()
+        state = self._state = self.session.captureAppSessionState()
         self.peers = self.session.numPeers()
-        if self._state.isPlaying():
+        changed_us = state.timeForIsPlaying()
+        if self._first_change_us is None:
+            self._first_change_us = changed_us
+        if state.isPlaying() or changed_us != self._first_change_us:
             self.transport_seen = True
 
     def _micros(self, t: float) -> int:
@@ -148,16 +154,18 @@ class FollowLink(FreeTime):
         session.enabled = True
         self.tick(now)
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> ClockInput | None:
         grid = self.link
         grid.refresh()
         beat = math.floor(grid.pulse_at(now) / PULSES_PER_QUARTER)
         shown = (round(grid.tempo, 2), grid.running_at(now), grid.peers, beat)
-        if shown != self._shown:
-            if self._shown is None or shown[0] != self._shown[0]:
-                self._follow_grid_tempo()
-            self._shown = shown
-            self._events.put(TransportChanged(grid.transport(now)))
+        before, self._shown = self._shown, shown
+        if shown == before:
+            return None
+        if before is None or shown[0] != before[0]:
+            self._follow_grid_tempo()
+        self._events.put(TransportChanged(grid.transport(now)))
+        return "stop" if before is not None and before[1] and not shown[1] else None
 
     def next_due(self) -> float | None:
         """The next beat: the front end hears of each one on time."""

@@ -249,7 +249,8 @@ class Engine:
             except queue.Empty:
                 break
             self._apply(command, now)
-        self.timing.tick(now)
+        if self.timing.tick(now) == "stop":
+            self.answer.end(interrupted=True)  # the band stopped: silence before anything more is sent
         self._send_due(now)
         self.player.expire_stale(now)
         self.player.feed_ready(now)

@@ -88,8 +88,9 @@ class FreeTime:
     def start(self, now: float) -> None:
         """The engine's loop begins."""
 
-    def tick(self, now: float) -> None:
-        """Once per pass: send the clock's pulses, report a transport that started or stopped."""
+    def tick(self, now: float) -> ClockInput | None:
+        """Once per pass: send the clock's pulses, report a transport that started or stopped ("stop": silence now)."""
+        return None
 
     def next_due(self) -> float | None:
         """When `tick` has something to do next (None: nothing scheduled)."""
@@ -192,10 +193,11 @@ class FollowClock(FreeTime):
             self._events.put(TransportChanged(follower.transport(t)))
         return "stop" if change == "stop" else "clock"  # Stop means silence
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> ClockInput | None:
         if self.follower.running_at(now) != self._running:
             self._running = not self._running  # Start, Stop, or the clock came or went
             self._events.put(TransportChanged(self.follower.transport(now)))
+        return None  # a Stop came as input (`feed`); a clock that went away ends the answer in its pass
 
     def may_answer(self, now: float) -> bool:
         return self.follower.running_at(now)  # the band stopped: silence until it starts again
@@ -220,18 +222,19 @@ class LeadClock(FreeTime):
             self._send_now([START])
             self._follow_grid_tempo()
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> ClockInput | None:
         if self.master is None:
             self.start(now)
         master = self.master
         assert master is not None
         if not master.playing:
-            return
+            return None
         before = master.next_pulse
         for _ in range(master.due(now)):
             self._send_now([CLOCK])
         if master.next_pulse // PULSES_PER_QUARTER != before // PULSES_PER_QUARTER:
             self._events.put(TransportChanged(master.transport(now)))
+        return None
 
     def next_due(self) -> float | None:
         return self.master.next_due() if self.master is not None else None
