@@ -384,3 +384,18 @@ def test_the_parser_knows_link() -> None:
     args = build_parser().parse_args(["--sync", "link", "--link-quantum", "3", "--link-tempo", "90"])
     assert isinstance(args, argparse.Namespace)
     assert (args.sync, args.link_quantum, args.link_tempo) == ("link", 3, 90.0)
+
+
+def test_the_screen_shows_peers_tempo_and_the_beat_in_the_bar() -> None:
+    from improv.tui.status import link_text
+
+    assert link_text(None).plain == "link: joining"
+    assert link_text(Transport(100.0, True, 3, 3, 4, False, 2)).plain == "link 2 peers 100.0 BPM beat 3 ··●·"
+    assert link_text(Transport(132.0, False, 3, 1, 3, False, 1)).plain == "link 1 peer 132.0 BPM stopped"
+
+
+def test_the_tempo_keys_send_the_nudge() -> None:
+    from improv.tui.keys import KEY_COMMANDS
+
+    bound = {c.keys: c.action for c in KEY_COMMANDS}
+    assert bound["minus"] == "tempo(-1)" and bound["equals_sign,plus"] == "tempo(1)"

@@ -38,14 +38,14 @@ def _beats(transport: Transport) -> str:
     return "".join("●" if b == transport.beat else "·" for b in range(1, transport.beats_per_bar + 1))
 
 
-def _link_text(transport: Transport | None) -> Text:
-    """'link 2 peers 100.0 BPM beat 3 ··●·' (- = nudge the session's tempo)."""
+def link_text(transport: Transport | None) -> Text:
+    """'link 2 peers 100.0 BPM beat 3 ··●·', or '... stopped'."""
     if transport is None or transport.bpm is None:
         return Text("link: joining")
     peers = transport.peers or 0
     where = f"beat {transport.beat} {_beats(transport)}" if transport.running else "stopped"
     return Text.assemble(f"link {peers} peer{'' if peers == 1 else 's'} ", (f"{transport.bpm:.1f} BPM", "bold"),
-                         f" {where} (- = tempo)")
+                         f" {where}")
 
 
 class StatusLines:
@@ -121,7 +121,7 @@ class StatusLines:
             return None
         transport = self.transport
         if settings.sync == "link":
-            return _link_text(transport)
+            return link_text(transport)
         who = "clock out" if settings.clock_out_bpm is not None else "clock"
         if transport is None or transport.bpm is None:
             return Text(f"{who}: waiting for MIDI clock" if settings.sync == "clock" else f"{who}: starting")
