@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -194,3 +195,26 @@ def test_song_position_re_phases_after_lost_pulses() -> None:
     transport = follower.transport(1.02 + 11 * period)
     assert (transport.bar, transport.beat) == (3, 1)
     assert follower.next_point(1.02 + 11.5 * period, 6) == pytest.approx(1.02 + 12 * period, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pulses_held_up_and_delivered_in_a_burst_are_numbered_right(seed: int) -> None:
+    """A busy receiving thread stamps pulses late, several at once (stalls up to 80 ms, one in 40 pulses),
+    while one pulse in 30 is lost: every pulse still gets the song position the band sent it at."""
+    rng = random.Random(seed)
+    period = pulse_seconds(120.0)
+    follower = ClockFollower()
+    follower.feed(START, 0.0)
+    stall_until = -1.0
+    sent = 0
+    for k in range(600):
+        t = k * period + rng.uniform(-0.001, 0.001)
+        if k > 30 and rng.randrange(40) == 0:
+            stall_until = t + rng.uniform(0.0, 0.080)
+        if k > 8 and rng.randrange(30) == 0:
+            continue  # lost on the way
+        follower.feed(CLOCK, max(t, stall_until) + rng.uniform(0.0, 0.0002))
+        sent = k
+    assert follower.position == sent
+    assert follower.next_point(sent * period + period / 2, 6) == pytest.approx(math.ceil((sent + 0.5) / 6) * 6 * period,
+                                                                               abs=0.001)
