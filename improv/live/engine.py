@@ -59,7 +59,8 @@ from improv.live.protocol import (
     command_from,
 )
 from improv.live.settings import SYNC_MODES, EngineSettings
-from improv.live.timing import LATE_NOTE_S, REFERENCE_STEP_S, TEMPO_RANGE, Grid, choose_timing
+from improv.live.sync import choose_timing
+from improv.live.timing import LATE_NOTE_S, REFERENCE_STEP_S, TEMPO_RANGE, Grid
 from improv.midi.status import NOTE_OFF, NOTE_ON
 from improv.model.network import LoadedModel
 from improv.model.rolling_seed import Constraints, Improviser

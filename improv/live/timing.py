@@ -20,7 +20,6 @@ from typing import Any, Literal, Protocol
 
 from improv.live.clock import PULSES_PER_QUARTER, ClockFollower, ClockMaster, Transport
 from improv.live.protocol import TransportChanged
-from improv.live.settings import EngineSettings
 from improv.midi.status import CLOCK, CONTINUE, SONG_POSITION, START, STOP
 
 REFERENCE_STEP_S = 0.25  # a typical non-chord step of the training data at notated tempo
@@ -243,21 +242,3 @@ class LeadClock(FreeTime):
         if self.master is not None and self.master.playing:
             self.master.playing = False
             self._send_now([STOP])
-
-
-def choose_timing(settings: EngineSettings, send_now: Callable[[Sequence[int]], None],
-                  events: queue.SimpleQueue[Any], wake: Callable[[], None],
-                  clock: Callable[[], float]) -> FreeTime:
-    """The timing a session's settings ask for: follow a clock or a Link session, be a clock, or play free.
-
-    `wake` rouses the engine's loop from another thread (a Link peer stopped); `clock` is the engine's.
-    """
-    if settings.sync == "clock":
-        return FollowClock(events)
-    if settings.sync == "link":
-        from improv.live.ableton_link import FollowLink  # the binding loads only when asked for
-
-        return FollowLink(settings.link_tempo_bpm, settings.link_quantum, events, wake, clock)
-    if settings.clock_out_bpm is not None:
-        return LeadClock(settings.clock_out_bpm, send_now, events)
-    return FreeTime()
