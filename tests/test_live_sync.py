@@ -208,7 +208,7 @@ def test_answers_stay_on_the_grid_when_one_pulse_in_30_is_lost(fine_jack) -> Non
     Counting pulses, each lost one would shift every later answer by a pulse (21 ms at 120 BPM)."""
     args = ("--sync", "clock", "--quantize", "1/16", "--reply-on", "beat", "--gap", "300",
             "--reply-notes", "6", "--random-seed", "11")
-    p99s = []
+    p99s, answers = [], []
     with improv_process(fine_jack, default_model_path(), *args) as improv, \
             band(120.0, drop_one_in=30) as (drums, recorder):
         time.sleep(1.0)
@@ -223,8 +223,9 @@ def test_answers_stay_on_the_grid_when_one_pulse_in_30_is_lost(fine_jack) -> Non
                 errors_ms = [grid_error_s(t, origin, pulse_s, 6) * 1000 for t in ons]
                 assert len(ons) >= 3, run
                 p99s.append(float(np.percentile(errors_ms, 99)))
+                answers.append([round(e, 2) for e in errors_ms])
         dropped = drums.dropped
     print(f"{dropped} pulses lost on the way; p99 per answer (ms): {[round(p, 2) for p in p99s]}")
     assert dropped >= 10  # the clock did lose pulses, before and between the answers
-    assert max(p99s) <= 6.0, [round(p, 2) for p in p99s]
+    assert max(p99s) <= 6.0, answers[int(np.argmax(p99s))]  # the worst answer's notes
     assert balance(recorder.messages) == {}

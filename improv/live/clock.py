@@ -38,7 +38,6 @@ CHANGE_PULSES = 3  # this many pulses off the line in a row, further each time, 
 MIN_MISS_S = 0.003  # ... off by more than this (or a quarter of a pulse, if larger)
 STALE_S = 0.5  # no pulse for this long: the clock is gone
 MAX_LOST_PULSES = 3  # a pulse on the line at most this many pulses late stands for the ones lost before it
-BUNCHED = 0.25  # pulses arriving closer than this many pulse lengths apart were held up and came together
 GAP_CHANGE_PULSES = 4
 AHEAD_PULSES = 3  # this many pulses in a row on the line one behind the count: the count was ahead  # this many gaps in a row are a slower tempo (1 pulse in 30 lost: once in 800,000)
 BPM_RANGE = (20.0, 400.0)
@@ -140,7 +139,6 @@ class ClockFollower(Grid):
         self._transport_seen = False
         self._playing = False
         self._last_pulse_t: float | None = None
-        self._previous_pulse_t: float | None = None  # the pulse before the last one
         self.pulses = 0
         self.lost = 0  # pulses taken as lost on the way (a gap in arrival times)
         self._gaps: list[tuple[int, float]] = []  # the pulses read as gaps in a row: (position before, time)
@@ -196,8 +194,8 @@ class ClockFollower(Grid):
         A pulse held up on the way can land on the line too, a whole number of pulses late, and pass
         for a gap. So a gap's pulses stay owed (`_credit`) until a pulse lands on the line one after
         the last; meanwhile a pulse arriving before the next one is due was held up with the one
-        before it, and pays one back. So does one on the line right behind another (a burst after a
-        stall): the one before it was the late one.
+        before it, and pays one back. Pulses on the line one behind the count, several in a row,
+        mean it ran ahead (a late one passed for on time): the line's number is taken.
         """
         if not self.locked or len(self._fit) < MIN_FIT_PULSES:
             return 1
@@ -205,9 +203,7 @@ class ClockFollower(Grid):
         ahead = (t - self.time_of(self.position)) / self.pulse_s  # pulses after the last one counted
         k = round(ahead)
         on_line = abs(ahead - k) * self.pulse_s <= min(self._tolerance_s(), 0.4 * self.pulse_s)
-        last_t = self._previous_pulse_t
-        bunched = last_t is not None and t - last_t < self.pulse_s * BUNCHED
-        if k <= 0 and (self._credit > 0 or (bunched and on_line)):  # not the next one: held up with the one before
+        if k <= 0 and self._credit > 0:  # before the next one is due: held up with the one before
             self._credit = max(self._credit - 1, 0)
             self.lost = max(self.lost - 1, 0)
             return 0
@@ -219,7 +215,7 @@ class ClockFollower(Grid):
             return 1
         self._ahead = 0
         if not (on_line and 2 <= k <= MAX_LOST_PULSES + 1):
-            if on_line and k == 1 and not bunched:
+            if on_line and k == 1:
                 self._credit = 0  # on time, one after the last: the count stands
             self._gaps = []
             return 1
@@ -249,7 +245,6 @@ class ClockFollower(Grid):
         self.pulses += 1
         if self._last_pulse_t is not None and t - self._last_pulse_t > STALE_S:
             self._restart_fit()  # the clock stopped and came back: the old line means nothing
-        self._previous_pulse_t = self._last_pulse_t
         self._last_pulse_t = t
         if self._transport_seen and not self._playing:
             return  # a stopped sequencer may keep its clock running: it does not move the song
