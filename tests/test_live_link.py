@@ -164,14 +164,14 @@ def test_improv_joins_a_link_session_answers_on_its_grid_follows_its_tempo_and_s
                     # 1. at 100 BPM: an answer on the peer's 1/8 grid
                     keys.phrase([60, 62, 64, 67, 64], step_s=0.25, hold_s=0.2)
                     first_from = time.monotonic()
-                    time.sleep(3.0)
+                    time.sleep(6.0)  # enough notes for a p99 that is not just the worst one
                     # 2. the peer moves the session to 132 BPM; the next answer is on the new grid
                     changed_at = peer.set_tempo(132.0)
                     improv.wait_line(r"^link tempo 132\.0 BPM$", 5)
                     state_132 = peer.state()
                     keys.phrase([67, 65, 64, 62, 60], step_s=0.25, hold_s=0.2)
                     second_from = time.monotonic()
-                    time.sleep(3.0)
+                    time.sleep(6.0)
                     # 3. the peer stops the session: the answer under way falls silent, every note released
                     stopped_at = peer.play(False)
                     improv.wait_line(r"^link stopped at 132\.0 BPM$", 5)

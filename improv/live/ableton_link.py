@@ -17,6 +17,7 @@ enable it only inside a private network namespace (`unshare -n ../shared/netns.s
 
 from __future__ import annotations
 
+import argparse
 import math
 import queue
 from collections.abc import Callable
@@ -46,6 +47,14 @@ def check_available() -> None:
         import link  # noqa: F401
     except ImportError:
         raise ConfigError(f"--sync link needs Ableton Link: {INSTALL_HINT}") from None
+
+
+def link_settings(args: argparse.Namespace, config: Any) -> tuple[float, int]:
+    """(tempo, quantum) of the session: command line over config file; the binding checked when asked for."""
+    if args.sync == "link":
+        check_available()
+    tempo, quantum = getattr(args, "link_tempo", None), getattr(args, "link_quantum", None)
+    return (tempo if tempo is not None else config.link_tempo, quantum if quantum is not None else config.link_quantum)
 
 
 class LinkGrid:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from improv import config as config_mod
 from improv.controls import actions as controls_mod
 from improv.controls.control_map import ControlMap
+from improv.live.ableton_link import link_settings
 from improv.live.clock import parse_quantize
 from improv.live.planner import PlanSettings
 from improv.live.engine import (
@@ -81,7 +82,7 @@ def settings_from(args: argparse.Namespace, config: config_mod.Config) -> Engine
         quantize = parse_quantize(args.quantize)
     except ValueError as error:
         raise ConfigError(f"--quantize: {error}") from None
-    link_tempo, link_quantum = _link_settings(args, config)
+    link_tempo, link_quantum = link_settings(args, config)
     try:  # EngineSettings checks the rest itself (follow, sync and clock out), naming the option
         return EngineSettings(
             mode=args.mode or config.mode,
@@ -119,18 +120,6 @@ def plan_settings_from(args: argparse.Namespace, config: config_mod.Config) -> P
         given = getattr(args, f"plan_{name}", None)
         values[name] = given if given is not None else getattr(config, f"plan_{name}")
     return PlanSettings(**values)
-
-
-def _link_settings(args: argparse.Namespace, config: config_mod.Config) -> tuple[float, int]:
-    """(tempo, quantum) of an Ableton Link session: command line over config; the binding checked when asked for."""
-    link_tempo = getattr(args, "link_tempo", None)
-    link_quantum = getattr(args, "link_quantum", None)
-    if args.sync == "link":
-        from improv.live.ableton_link import check_available
-
-        check_available()
-    return (link_tempo if link_tempo is not None else config.link_tempo,
-            link_quantum if link_quantum is not None else config.link_quantum)
 
 
 def control_map_from(args: argparse.Namespace, config: config_mod.Config) -> ControlMap:
