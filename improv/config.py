@@ -28,6 +28,8 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     plan_motif = 1.0      # share of the answer's melody notes that continue your call's interval pairs
     plan_key = 1.0        # share of answer notes in your call's scale
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
+    link_tempo = 120.0    # --sync link: the tempo of a session improv starts (no peer there yet), 20-400 BPM
+    link_quantum = 4      # --sync link: beats in the session's bar (--reply-on bar), 1-16
 
     [controls]            # action = { cc = 0-127 } or { note = 0-127 }, and
                           # channel = 1-16 as on your gear; no channel: any
@@ -86,6 +88,8 @@ _MODES = ("call", "duet")  # as improv.live.engine.MODES, which imports torch
 # -- config -----------------------------------------------------------------------
 
 
+_BPM_RANGE = (20.0, 400.0)  # as improv.live.clock.BPM_RANGE (the live package imports torch)
+_LINK_QUANTUM_RANGE = (1, 16)  # as improv.live.settings.LINK_QUANTUM_RANGE
 MAX_SEED_EVENTS = 1024  # 16 times the model's training windows; rebuilding it after a model change takes ~0.6 s
 
 
@@ -119,6 +123,8 @@ class Config:
     plan_motif: float = 1.0
     plan_key: float = 1.0
     soundfont: str = ""
+    link_tempo: float = 120.0
+    link_quantum: int = 4
     controls: Mapping[Action, Source] = field(default_factory=lambda: DEFAULT_CONTROLS)
 
     def __post_init__(self) -> None:
@@ -144,6 +150,8 @@ class Config:
         _check_plan(self)
         if not isinstance(self.soundfont, str):
             raise ConfigError(f"soundfont must be a file path in quotes, got {show_value(self.soundfont)}")
+        set_(self, "link_tempo", _check_bpm(self.link_tempo, "link_tempo"))
+        set_(self, "link_quantum", check_int(self.link_quantum, "link_quantum", *_LINK_QUANTUM_RANGE))
         if not isinstance(self.controls, Mapping):
             raise ConfigError(f"controls must be a table of action = source, got {show_value(self.controls)}")
         set_(self, "controls", check_controls(self.controls))
@@ -180,6 +188,13 @@ def _check_plan(config: Config) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
             raise ConfigError(f"{name} must be a number {lo:g}-{hi:g}, got {show_value(value)}")
         object.__setattr__(config, name, float(value))
+
+
+def _check_bpm(value: object, name: str) -> float:
+    lo, hi = _BPM_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be a tempo of {lo:g}-{hi:g} BPM, got {show_value(value)}")
+    return float(value)
 
 
 _ENGINE_KEYS = tuple(f.name for f in fields(Config) if f.name != "controls")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from improv.controls import actions as controls_mod
-from improv.live.clock import QUANTIZE, REPLY_ON
+from improv.live.clock import QUANTIZE, REPLY_ON, Transport
 from improv.live.engine import (
     SYNC_MODES,
     AnswerPlanned,
@@ -78,13 +78,18 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",
-                   help="clock: answer in time with incoming MIDI clock (Start/Stop/Continue/Song Position)")
+                   help="clock: answer in time with incoming MIDI clock (Start/Stop/Continue/Song Position); "
+                        "link: with an Ableton Link session on the local network")
     g.add_argument("--quantize", default="1/16", metavar="GRID",
                    help=f"grid for answers in time with a clock: {', '.join(QUANTIZE)} (default 1/16)")
     g.add_argument("--reply-on", choices=REPLY_ON, default="beat",
                    help="with a clock, answers start on the next beat, bar, or now (default beat)")
     g.add_argument("--clock-out", type=float, metavar="BPM", default=None,
                    help="be the clock: send MIDI clock, Start and Stop on the output at BPM")
+    g.add_argument("--link-tempo", type=float, metavar="BPM", default=None,
+                   help="--sync link: the tempo of the session when no peer is there yet (default 120)")
+    g.add_argument("--link-quantum", type=int, metavar="BEATS", default=None,
+                   help="--sync link: beats in the session's bar, for --reply-on bar (default 4)")
     g.add_argument("--synth", nargs="?", const="", default=None, metavar="SOUNDFONT",
                    help="play through the built-in General MIDI synth (a SoundFont: this file, the config's, "
                         "or one installed in the usual places)")
@@ -105,15 +110,12 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
 class HeadlessPrinter:
     out: TextIO
     _running: bool | None = None
+    _peers: int | None = None
+    _bpm: float | None = None
 
     def show(self, event: Any) -> None:
         if isinstance(event, TransportChanged):
-            transport = event.transport
-            if transport.bpm is None or transport.running == self._running:
-                return
-            self._running = transport.running
-            self.out.write(f"clock {'running' if transport.running else 'stopped'} at {transport.bpm:.1f} BPM\n")
-            self.out.flush()
+            self._show_transport(event.transport)
             return
         if isinstance(event, ReplyDone):
             pitches = f"{min(event.pitches)}-{max(event.pitches)}" if event.pitches else "-"
@@ -135,6 +137,25 @@ class HeadlessPrinter:
         else:
             return
         self.out.flush()
+
+    def _show_transport(self, transport: Transport) -> None:
+        """Start and stop of the clock; a Link session's peers and tempo when they change."""
+        lines = []
+        link = transport.peers is not None
+        if link and transport.peers != self._peers:
+            self._peers = transport.peers
+            lines.append(f"link: {transport.peers} peer{'' if transport.peers == 1 else 's'}")
+        if transport.bpm is not None:
+            if transport.running != self._running:
+                self._running = transport.running
+                lines.append(f"{'link' if link else 'clock'} {'running' if transport.running else 'stopped'} "
+                             f"at {transport.bpm:.1f} BPM")
+            elif link and self._bpm is not None and f"{transport.bpm:.1f}" != f"{self._bpm:.1f}":
+                lines.append(f"link tempo {transport.bpm:.1f} BPM")
+            self._bpm = transport.bpm
+        if lines:
+            self.out.write("".join(f"{line}\n" for line in lines))
+            self.out.flush()
 
 
 def run_headless(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from improv.live.protocol import (
     NotePlayed,
     NudgeFollow,
     NudgeTemperature,
+    NudgeTempo,
     Panic,
     PlayerNoteOn,
     PlayKey,
@@ -58,7 +59,8 @@ from improv.live.protocol import (
     command_from,
 )
 from improv.live.settings import SYNC_MODES, EngineSettings
-from improv.live.timing import LATE_NOTE_S, REFERENCE_STEP_S, TEMPO_RANGE, Grid, choose_timing
+from improv.live.sync import choose_timing
+from improv.live.timing import LATE_NOTE_S, REFERENCE_STEP_S, TEMPO_RANGE, Grid
 from improv.midi.status import NOTE_OFF, NOTE_ON
 from improv.model.network import LoadedModel
 from improv.model.rolling_seed import Constraints, Improviser
@@ -99,7 +101,7 @@ class Engine:
         self._input: queue.Queue[tuple[Sequence[int], float]] = queue.Queue(INPUT_QUEUE_SIZE)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.output = Output(send, s.max_hold_s)
-        self.timing = choose_timing(s.sync, s.clock_out_bpm, self.output.send_now, self.events)
+        self.timing = choose_timing(s, self.output.send_now, self.events, lambda: self.push((), 0.0), clock)
         self.echo = EchoFilter(s.out_channel, s.echo_window_s)
         self.player = Player(s, self.improviser, self.timing, self.output, self.echo, self.events, clock)
         self.answer = Answer(s, self.player, self.timing, self.output, self.echo, self.improviser, self.events, clock)
@@ -152,8 +154,7 @@ class Engine:
         return self._settings
 
     @settings.setter
-    def settings(self, value: EngineSettings) -> None:
-        """New settings reach every part that reads them (the player's and the answer's)."""
+    def settings(self, value: EngineSettings) -> None:  # new settings reach the parts that read them
         self._settings = self.answer.settings = self.player.settings = value
 
     def push(self, data: Sequence[int], time_s: float) -> None:
@@ -234,13 +235,9 @@ class Engine:
             self.events.put(Crashed(f"{type(error).__name__}: {error}"))
 
     def _wait_time(self, now: float) -> float:
-        deadlines = [now + 0.05]
-        due = self.output.next_due()
-        if due is not None:
-            deadlines.append(due - EARLY_WAKE_S)
-        pulse_due = self.timing.next_due()
-        if pulse_due is not None:
-            deadlines.append(pulse_due)
+        due, pulse_due = self.output.next_due(), self.timing.next_due()
+        deadlines = [now + 0.05, *([due - EARLY_WAKE_S] if due is not None else []),
+                     *([pulse_due] if pulse_due is not None else [])]
         return self.answer.wait_s(now, deadlines)
 
     def process(self, now: float) -> None:
@@ -257,7 +254,8 @@ class Engine:
             except queue.Empty:
                 break
             self._apply(command, now)
-        self.timing.tick(now)
+        if self.timing.tick(now) == "stop":
+            self.answer.end(interrupted=True)  # the band stopped: silence before anything more is sent
         self._send_due(now)
         self.player.expire_stale(now)
         self.player.feed_ready(now)
@@ -376,4 +374,7 @@ class Engine:
             case PlayKey(pitch, velocity):
                 self._play_key(pitch, velocity, now)
                 return False  # a note, not a change of state
+            case NudgeTempo(step):
+                self.events.put(Message(self.timing.nudge_tempo(step, now)))
+                return False  # the tempo shows with the transport
         return True

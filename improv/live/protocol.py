@@ -76,6 +76,13 @@ class NudgeFollow:
 
 
 @dataclass(frozen=True, slots=True)
+class NudgeTempo:
+    """Move a shared (Ableton Link) session's tempo by `step_bpm`, for every peer."""
+
+    step_bpm: float
+
+
+@dataclass(frozen=True, slots=True)
 class Learn:
     learner: Any  # a config.Learner listening for the next control, or None to stop listening
 
@@ -108,7 +115,7 @@ class PlayKey:
 
 
 Command: TypeAlias = (SetTemperature | NudgeTemperature | SetMode | SetPaused | Panic | Reset | SetReplyLength
-                      | SetFollow | NudgeFollow | Learn | SetModel | Reroll | LockKey | PlayKey)
+                      | SetFollow | NudgeFollow | Learn | SetModel | Reroll | LockKey | PlayKey | NudgeTempo)
 
 # The names a front end or a MIDI control uses (config.Action values among them), and how each builds its command.
 COMMANDS: dict[str, Callable[[Any], Command]] = {
@@ -126,6 +133,7 @@ COMMANDS: dict[str, Callable[[Any], Command]] = {
     "reroll": lambda v: Reroll(),
     "key_lock": lambda v: LockKey(v),
     "key": lambda v: PlayKey(int(v[0]), int(v[1])),
+    "tempo_step": lambda v: NudgeTempo(float(v)),
 }
 
 

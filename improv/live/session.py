@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from improv import config as config_mod
 from improv.controls import actions as controls_mod
 from improv.controls.control_map import ControlMap
+from improv.live.ableton_link import link_settings
 from improv.live.clock import parse_quantize
 from improv.live.planner import PlanSettings
 from improv.live.engine import (
@@ -81,6 +82,7 @@ def settings_from(args: argparse.Namespace, config: config_mod.Config) -> Engine
         quantize = parse_quantize(args.quantize)
     except ValueError as error:
         raise ConfigError(f"--quantize: {error}") from None
+    link_tempo, link_quantum = link_settings(args, config)
     try:  # EngineSettings checks the rest itself (follow, sync and clock out), naming the option
         return EngineSettings(
             mode=args.mode or config.mode,
@@ -102,6 +104,8 @@ def settings_from(args: argparse.Namespace, config: config_mod.Config) -> Engine
             quantize=quantize,
             reply_on=args.reply_on,
             plan=plan_settings_from(args, config),
+            link_tempo_bpm=link_tempo,
+            link_quantum=link_quantum,
         )
     except ValueError as error:
         raise ConfigError(f"--{error}") from None

@@ -10,7 +10,8 @@ from improv.live.protocol import MODES
 from improv.model.style import check_follow
 from improv.model.temperature import check_temperature
 
-SYNC_MODES = ("off", "clock")
+SYNC_MODES = ("off", "clock", "link")
+LINK_QUANTUM_RANGE = (1, 16)  # beats in a Link bar
 MIN_REGISTER_MARGIN = 6  # a tritone each way: every pitch class stays in reach, so a key lock still has notes
 CHORD_MEMORY = 8  # the player's last onsets whose chord sizes `chord_margin` follows
 KEY_LOCK_NOTES = 24  # the player's last notes that `key_lock` estimates the key from
@@ -56,6 +57,8 @@ class EngineSettings:
     # The answer planner's margins (improv.live.planner): an answer's shape comes from its call.
     # None: answers as the model plays them, within the margins above only.
     plan: PlanSettings | None = field(default_factory=PlanSettings)
+    link_tempo_bpm: float = 120.0  # "link": the session's tempo when improv starts it (no peer there yet)
+    link_quantum: int = 4  # "link": beats in the session's bar (the bar of reply_on "bar")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -64,8 +67,15 @@ class EngineSettings:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {self.sync!r}")
         if self.reply_on not in REPLY_ON:
             raise ValueError(f"reply-on must be one of {', '.join(REPLY_ON)}, got {self.reply_on!r}")
-        if self.sync == "clock" and self.clock_out_bpm is not None:
-            raise ValueError("sync clock and --clock-out exclude each other: follow a clock or be one")
+        if self.sync != "off" and self.clock_out_bpm is not None:
+            raise ValueError(f"sync {self.sync} and --clock-out exclude each other: follow a clock or be one")
+        try:
+            pulse_seconds(self.link_tempo_bpm)
+        except ValueError as error:
+            raise ValueError(f"link-tempo {error}") from None
+        lo, hi = LINK_QUANTUM_RANGE
+        if not (isinstance(self.link_quantum, int) and lo <= self.link_quantum <= hi):
+            raise ValueError(f"link-quantum must be {lo}-{hi} beats, got {self.link_quantum!r}")
         check_temperature(self.temperature)
         check_follow(self.follow)
         if self.chord_margin is not None and self.chord_margin < 0:

@@ -5,8 +5,8 @@ between their onsets over `REFERENCE_STEP_S`). `FollowClock` and `LeadClock` kee
 clock, followed or sent: once the grid is known, the time scale is its beat and an answer's notes
 wait for their grid points. The engine never asks which one it has; it calls the same methods.
 
-A grid is anything with the small `Grid` interface below (`improv.live.clock` has two; an Ableton
-Link session would be a third).
+A grid is anything with the small `Grid` interface below (`improv.live.clock` has two;
+`improv.live.ableton_link` lays an Ableton Link session's timeline as a third, with its strategy).
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ class FreeTime:
     def start(self, now: float) -> None:
         """The engine's loop begins."""
 
-    def tick(self, now: float) -> None:
-        """Once per pass: send the clock's pulses, report a transport that started or stopped."""
+    def tick(self, now: float) -> ClockInput | None:
+        """Once per pass: send the clock's pulses, report a transport that started or stopped ("stop": silence now)."""
+        return None
 
     def next_due(self) -> float | None:
         """When `tick` has something to do next (None: nothing scheduled)."""
@@ -100,6 +101,10 @@ class FreeTime:
     def may_answer(self, now: float) -> bool:
         """Whether an answer may begin now (not while the band's clock is stopped)."""
         return True
+
+    def nudge_tempo(self, step_bpm: float, now: float) -> str:
+        """Move a shared session's tempo by `step_bpm`; what happened, in a line for the player."""
+        return "no shared tempo to nudge: start improv with --sync link"
 
     def running_at(self, now: float) -> bool:
         """Whether an answer under way may go on (a grid that stopped ends it)."""
@@ -180,16 +185,18 @@ class FollowClock(FreeTime):
         if not data or data[0] not in CLOCK_STATUSES:
             return "not clock"
         follower = self.follower
+        beat = follower.position // PULSES_PER_QUARTER
         change = follower.feed(data[0], t, tuple(data[1:]))
-        if change is not None or (data[0] == CLOCK and follower.position % PULSES_PER_QUARTER == 0):
+        if change is not None or (data[0] == CLOCK and follower.position // PULSES_PER_QUARTER != beat):
             self._follow_grid_tempo()
             self._events.put(TransportChanged(follower.transport(t)))
         return "stop" if change == "stop" else "clock"  # Stop means silence
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> ClockInput | None:
         if self.follower.running_at(now) != self._running:
             self._running = not self._running  # Start, Stop, or the clock came or went
             self._events.put(TransportChanged(self.follower.transport(now)))
+        return None  # a Stop came as input (`feed`); a clock that went away ends the answer in its pass
 
     def may_answer(self, now: float) -> bool:
         return self.follower.running_at(now)  # the band stopped: silence until it starts again
@@ -214,18 +221,19 @@ class LeadClock(FreeTime):
             self._send_now([START])
             self._follow_grid_tempo()
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> ClockInput | None:
         if self.master is None:
             self.start(now)
         master = self.master
         assert master is not None
         if not master.playing:
-            return
+            return None
         before = master.next_pulse
         for _ in range(master.due(now)):
             self._send_now([CLOCK])
         if master.next_pulse // PULSES_PER_QUARTER != before // PULSES_PER_QUARTER:
             self._events.put(TransportChanged(master.transport(now)))
+        return None
 
     def next_due(self) -> float | None:
         return self.master.next_due() if self.master is not None else None
@@ -234,13 +242,3 @@ class LeadClock(FreeTime):
         if self.master is not None and self.master.playing:
             self.master.playing = False
             self._send_now([STOP])
-
-
-def choose_timing(sync: str, clock_out_bpm: float | None, send_now: Callable[[Sequence[int]], None],
-                  events: queue.SimpleQueue[Any]) -> FreeTime:
-    """The timing a session's settings ask for: follow a clock, be one, or play free."""
-    if sync == "clock":
-        return FollowClock(events)
-    if clock_out_bpm is not None:
-        return LeadClock(clock_out_bpm, send_now, events)
-    return FreeTime()

@@ -45,6 +45,10 @@ class KeyActions:
     def action_temperature(self, step: float) -> None:
         self.session.engine.command("temperature_step", step)
 
+    def action_tempo(self, step_bpm: float) -> None:
+        """Nudge the Link session's tempo (every peer's); the engine says what it did."""
+        self.session.engine.command("tempo_step", step_bpm)
+
     def action_synth(self) -> None:
         """The built-in synth on or off; a message, never a crash, when it cannot start."""
         session = self.session

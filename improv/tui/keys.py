@@ -29,6 +29,8 @@ KEY_COMMANDS: tuple[KeyCommand, ...] = (
     KeyCommand("k", "key_lock", "k", "key lock: stay in the key of your last notes; again to unlock", letter=True),
     KeyCommand("a", "synth", "a", "built-in synth on / off: hear improv without a synth (needs a SoundFont)",
                letter=True),
+    KeyCommand("minus", "tempo(-1)", "-", "tempo -1 BPM: the whole Link session's (--sync link)"),
+    KeyCommand("equals_sign,plus", "tempo(1)", "=  +", "tempo +1 BPM: the whole Link session's (--sync link)"),
     KeyCommand("escape,exclamation_mark", "panic", "esc  !", "panic: all notes off now"),
     KeyCommand("tab", "piano", "tab", "computer-keyboard piano on / off (see below)"),
     KeyCommand("question_mark", "help", "?", "this help"),

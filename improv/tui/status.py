@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Sequence
 
 from rich.text import Text
 
 from improv.controls.actions import Action
+from improv.live.clock import Transport
 from improv.tui.keys import KEY_BAR, PIANO_BAR
 from improv.tui.readouts import (
     gauge,
@@ -32,6 +32,20 @@ def combine_problems(problems: Sequence[str]) -> str:
     if len(problems) == 2 and len(reasons) == 1:
         return f"no MIDI input or output: {reasons.pop()}"
     return " · ".join(problems)
+
+
+def _beats(transport: Transport) -> str:
+    return "".join("●" if b == transport.beat else "·" for b in range(1, transport.beats_per_bar + 1))
+
+
+def link_text(transport: Transport | None) -> Text:
+    """'link 2 peers 100.0 BPM beat 3 ··●·', or '... stopped'."""
+    if transport is None or transport.bpm is None:
+        return Text("link: joining")
+    peers = transport.peers or 0
+    where = f"beat {transport.beat} {_beats(transport)}" if transport.running else "stopped"
+    return Text.assemble(f"link {peers} peer{'' if peers == 1 else 's'} ", (f"{transport.bpm:.1f} BPM", "bold"),
+                         f" {where}")
 
 
 class StatusLines:
@@ -101,19 +115,20 @@ class StatusLines:
         ])
 
     def _clock_text(self) -> Text | None:
-        """Tempo and beat when answers keep time with a clock; None when playing free."""
+        """Tempo and beat when answers keep time with a clock or a Link session; None when playing free."""
         settings = self.session.engine.settings
         if settings.sync == "off" and settings.clock_out_bpm is None:
             return None
         transport = self.transport
+        if settings.sync == "link":
+            return link_text(transport)
         who = "clock out" if settings.clock_out_bpm is not None else "clock"
         if transport is None or transport.bpm is None:
             return Text(f"{who}: waiting for MIDI clock" if settings.sync == "clock" else f"{who}: starting")
         if not transport.running:
             return Text.assemble(f"{who} ", (f"{transport.bpm:.1f} BPM", "bold"), " stopped")
-        beats = "".join("●" if b == transport.beat else "·" for b in range(1, transport.beats_per_bar + 1))
         return Text.assemble(f"{who} ", (f"{transport.bpm:.1f} BPM", "bold"),
-                             f" bar {transport.bar} beat {transport.beat} {beats}")
+                             f" bar {transport.bar} beat {transport.beat} {_beats(transport)}")
 
     def _show_readings(self) -> None:
         engine = self.session.engine
