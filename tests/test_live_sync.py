@@ -157,7 +157,7 @@ def test_answers_land_on_the_sixteenth_grid_and_start_on_a_beat(fine_jack, bpm: 
     # On the grid: a miscounted pulse would move every note by a pulse (>= 17 ms). One note that the OS sent
     # late on a loaded machine is not the grid's fault: timing itself is measured by benchmarks/sync_grid.py.
     assert statistics.median(errors_ms) < 2.0 and sorted(errors_ms)[-2] < 2.0, [round(e, 2) for e in errors_ms]
-    assert grid_error_s(ons[0], origin, pulse_s, 24) * 1000 < 2.0  # the answer starts on a beat
+    assert grid_error_s(ons[0], origin, pulse_s, 24) * 1000 < 6.0  # starts on a beat (not a 16th, >= 100 ms, away)
     assert balance(recorder.messages) == {}
 
 
