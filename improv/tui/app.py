@@ -124,7 +124,7 @@ class ImprovApp(StatusLines, KeyActions, App[int]):
         self.set_reactive(ImprovApp.paused, engine.paused)
         self.set_reactive(ImprovApp.key, engine.constraints.key)
         self.set_reactive(ImprovApp.follow, engine.follow)
-        self._piano_at_start = piano  # no MIDI at all: the letters play from the start
+        self._piano_at_start = piano  # no MIDI at all (`prepare_without_midi`): the letters play from the start
 
     # -- layout ------------------------------------------------------------------------
 

@@ -52,8 +52,8 @@ class StatusLines:
     """Part of `ImprovApp`: how the lines at the top and the status line are drawn from what it knows."""
 
     def _startup_hint(self) -> tuple[str, bool]:
-        if self.session.problems and self.session.problems[0].startswith("no MIDI ports ("):
-            hint, *others = self.session.problems  # no MIDI at all: the piano and the synth play instead
+        if self._piano_at_start and self.session.problems:  # no MIDI at all: the piano and the synth play instead
+            hint, *others = self.session.problems  # `prepare_without_midi` put its hint first
             if self.session.synth is not None:
                 others.insert(0, "letters play the synth")
             return " · ".join([hint, *others]), self.session.synth is None
