@@ -66,10 +66,14 @@ def step_mask(
     `max_polyphony` pitches, or when no allowed pitch is left that it does not hold (the pitch
     mask would then leave nothing, and the sampler's fallback for an empty mask would ignore
     it, and the range and key with it)."""
-    mask = None
-    if constraints is not None and constraints.max_polyphony is not None:
-        mask = polyphony_mask(chord, constraints.max_polyphony, n_step)
-    can_grow = len(chord) < N_PITCHES if allowed is None else bool(np.any(allowed & ~chord_mask))
+    mask = None  # (this runs once per live event: no arrays where None says the same)
+    polyphony = constraints.max_polyphony if constraints is not None else None
+    if polyphony is not None and len(set(chord)) >= polyphony:
+        mask = polyphony_mask(chord, polyphony, n_step)
+    if allowed is None:
+        can_grow = len(chord) < N_PITCHES
+    else:
+        can_grow = len(chord) < np.count_nonzero(allowed) or bool(np.any(allowed & ~chord_mask))
     if not can_grow:
         mask = np.ones(n_step, dtype=bool) if mask is None else mask
         mask[0] = False

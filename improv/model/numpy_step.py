@@ -15,6 +15,8 @@ opaque and immutable: `feed` returns a new one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -24,6 +26,7 @@ from improv.model.lstm import INTERVAL_RANGE, N_INTERVAL_IN, ImprovNet
 from improv.music.encoding import N_PITCH, START_PITCH
 
 Array = npt.NDArray[np.float32]
+TOKEN_KINDS = ("pitch", "interval", "step", "duration", "velocity")  # what an event feeds the LSTMs
 
 
 _blas_limited = False
@@ -41,85 +44,101 @@ def one_blas_thread() -> None:
         _blas_limited = True
 
 
-_SQRT_HALF = np.float32(0.7071067811865476)
-
-
-def _erf(x: Array) -> Array:
-    """erf to float32 precision (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7), in numpy.
-
-    torch's erf would release the GIL four times an event, and on the live engine's thread each release can
-    wait a whole switch interval (5 ms) for the MIDI and port threads: over JACK that was ~22 ms a note.
-    """
-    a = np.abs(x.astype(np.float64))
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t
-    return np.copysign(1.0 - poly * np.exp(-a * a), x).astype(np.float32)
+# GELU(x) = x Phi(x) = max(x, 0) - |x| q(|x|), q = (1 - erf(|x| / sqrt 2)) / 2, with erf from Abramowitz &
+# Stegun 7.1.26 (|error| < 1.5e-7): q = t P(t) exp(-x^2 / 2), t = 1 / (1 + p |x| / sqrt 2). The 1/2 and
+# the 1/sqrt 2 are folded into the constants.
+_GELU_P = np.float32(0.3275911 / math.sqrt(2.0))
+_GELU_C = [np.float32(a / 2) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)]
 
 
 def _gelu(x: Array) -> Array:
-    """GELU as torch computes it, x (1 + erf(x / sqrt 2)) / 2, in place."""
-    y = _erf(x * _SQRT_HALF)
-    y *= 0.5
-    y += 0.5
-    y *= x
-    return y
+    """GELU as torch computes it (erf, not the tanh approximation), as a new float32 array.
+
+    numpy, not torch: torch's erf would release the GIL four times an event, and on the live
+    engine's thread each release can wait a whole switch interval for the MIDI threads (over JACK
+    that was ~22 ms a note). In float32 with every step in place: an event's cost is per-call
+    overhead, so fewer and cheaper calls (a table in `np.interp` measured slower: cache misses).
+    """
+    ax = np.abs(x)
+    t = ax * _GELU_P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    q = t * _GELU_C[0]
+    for c in _GELU_C[1:]:
+        q += c
+        q *= t
+    e = np.square(ax)
+    e *= -0.5
+    np.exp(e, out=e)
+    q *= e
+    q *= ax
+    r = np.maximum(x, 0.0)
+    r -= q
+    return r
 
 
 class _Cell:
-    """An LSTM cell with its gates reordered (i, f, o, g), so one sigmoid covers three of them.
+    """An LSTM cell with its gates reordered (i, f, o, g), so one tanh covers all four.
 
-    The caller supplies W_ih @ x + biases: for the first layer that is a sum of table rows
-    (`_InputGates`), the input being a sum of embeddings.
+    sigmoid(x) = (1 + tanh(x / 2)) / 2 (no overflow for large |x|): the rows of the three
+    sigmoid gates are stored halved (exact in binary floating point), so the whole gate vector
+    goes through one tanh. The caller supplies W_ih @ x + biases for the first layer: a sum of
+    table rows (`_InputGates`), the input being a sum of embeddings.
     """
 
     def __init__(self, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array) -> None:
         n = w_hh.shape[1]
-        self.order = np.r_[0 : 2 * n, 3 * n : 4 * n, 2 * n : 3 * n]  # torch's (i, f, g, o) -> (i, f, o, g)
+        order = np.r_[0 : 2 * n, 3 * n : 4 * n, 2 * n : 3 * n]  # torch's (i, f, g, o) -> (i, f, o, g)
+        scale = np.ones(4 * n, dtype=np.float32)
+        scale[: 3 * n] = 0.5
         self.n = n
-        self.w_ih = np.ascontiguousarray(w_ih[self.order])
-        self.w_hh = np.ascontiguousarray(w_hh[self.order])
+        self.w_ih = np.ascontiguousarray(w_ih[order] * scale[:, None])
+        self.w_hh = np.ascontiguousarray(w_hh[order] * scale[:, None])
         self.w = np.ascontiguousarray(np.concatenate([self.w_ih, self.w_hh], axis=1))  # for a layer fed by a layer
-        self.b = (b_ih + b_hh)[self.order]
+        self.b = (b_ih + b_hh)[order] * scale
 
-    def from_layer(self, x: Array, h: Array, c: Array) -> tuple[Array, Array]:
+    def from_layer(self, x: Array, h: Array, c: Array, h_out: Array, c_out: Array) -> None:
         gates = self.w @ np.concatenate((x, h))
         gates += self.b
-        return self.update(gates, c)
+        self.update(gates, c, h_out, c_out)
 
-    def from_gates(self, input_gates: Array, h: Array, c: Array) -> tuple[Array, Array]:
+    def from_gates(self, input_gates: Array, h: Array, c: Array, h_out: Array, c_out: Array) -> None:
         gates = self.w_hh @ h
         gates += input_gates
-        return self.update(gates, c)
+        self.update(gates, c, h_out, c_out)
 
-    def update(self, gates: Array, c: Array) -> tuple[Array, Array]:
+    def update(self, gates: Array, c: Array, h_out: Array, c_out: Array) -> None:
+        """The new h and c, written into `h_out` and `c_out` (views into the next state)."""
         n = self.n
-        sig = gates[: 3 * n]  # sigmoid(x) = (1 + tanh(x / 2)) / 2: no overflow for large |x|
-        sig *= 0.5
-        np.tanh(sig, out=sig)
+        np.tanh(gates, out=gates)
+        sig = gates[: 3 * n]
         sig *= 0.5
         sig += 0.5
-        g = np.tanh(gates[3 * n :])
-        c_new = sig[n : 2 * n] * c
+        np.multiply(sig[n : 2 * n], c, out=c_out)
+        g = gates[3 * n :]
         g *= sig[:n]
-        c_new += g
-        h_new = np.tanh(c_new)
-        h_new *= sig[2 * n : 3 * n]
-        return h_new, c_new
+        c_out += g
+        np.tanh(c_out, out=h_out)
+        h_out *= sig[2 * n : 3 * n]
 
 
 class _InputGates:
     """W_ih @ x + biases for an input x that is a sum of embedding rows (and of linear maps of
-    scalars), as a sum of precomputed rows: a few table look-ups instead of a product per event."""
+    scalars), as a sum of precomputed rows: one gather and one sum instead of a product per event."""
 
     def __init__(self, w_ih: Array, bias: Array, tables: dict[str, Array], constant: Array | None = None) -> None:
-        self.tables = {kind: np.ascontiguousarray(table @ w_ih.T) for kind, table in tables.items()}
-        self.bias = bias + (w_ih @ constant if constant is not None else 0.0)
+        rows = [table @ w_ih.T for table in tables.values()]
+        offsets = np.cumsum([0] + [len(r) for r in rows])
+        self.offsets = [(TOKEN_KINDS.index(kind), int(offset)) for kind, offset in zip(tables, offsets)]
+        self.bias_row = int(offsets[-1])
+        full_bias = bias + (w_ih @ constant if constant is not None else 0.0)
+        self.table = np.ascontiguousarray(np.concatenate(rows + [full_bias[None, :]]), dtype=np.float32)
 
-    def __call__(self, tokens: dict[str, int]) -> Array:
-        gates = self.bias.copy()
-        for kind, table in self.tables.items():
-            gates += table[tokens[kind]]
-        return gates
+    def __call__(self, tokens: tuple[int, ...]) -> Array:
+        """`tokens` in `TOKEN_KINDS` order."""
+        rows = [offset + tokens[i] for i, offset in self.offsets]
+        rows.append(self.bias_row)
+        return np.add.reduce(self.table[rows], axis=0)
 
 
 class _Head:
@@ -131,15 +150,11 @@ class _Head:
         self.w2, self.b2 = weights[f"{name}.net.3.weight"], weights[f"{name}.net.3.bias"]
         self.conditions = [np.ascontiguousarray(table @ self.w1.T) for table in conditions.values()]
 
-    def first(self, x: Array) -> Array:
-        """W1 @ x + b1 for the part of the input that is not a token's embedding."""
-        a = self.w1 @ x
-        a += self.b1
-        return a
-
     def hidden(self, first: Array, *tokens: int) -> Array:
-        a = first.copy()
-        for table, token in zip(self.conditions, tokens):
+        if not tokens:
+            return _gelu(first)
+        a = first + self.conditions[0][tokens[0]]
+        for table, token in zip(self.conditions[1:], tokens[1:]):
             a += table[token]
         return _gelu(a)
 
@@ -191,6 +206,12 @@ class NumpyStep:
         self._velocity_head = _Head(weights, "velocity_head", {"step": step_cond, "pitch": pitch_cond,
                                                                "duration": duration_cond})
         self._interval_w, self._interval_b = weights["pitch_interval_out.weight"], weights["pitch_interval_out.bias"]
+        # The rhythm heads' first layers (step, duration, velocity: they read the same input) in one product.
+        rhythm_heads = (self._step_head, self._duration_head, self._velocity_head)
+        self._rhythm_first_w = np.ascontiguousarray(np.concatenate([head.w1 for head in rhythm_heads]))
+        self._rhythm_first_b = np.concatenate([head.b1 for head in rhythm_heads])
+        edges = np.cumsum([0] + [head.w1.shape[0] for head in rhythm_heads])
+        self._rhythm_slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         self._cached: tuple[Array, tuple[Array, ...]] | None = None  # (state, the heads' first layers there)
 
     def initial_state(self) -> Array:
@@ -210,18 +231,17 @@ class NumpyStep:
             interval = N_INTERVAL_IN - 1
         else:
             interval = min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE) + INTERVAL_RANGE
-        tokens = {"pitch": pitch, "interval": interval, "step": step, "duration": duration, "velocity": velocity}
+        tokens = (pitch, interval, step, duration, velocity)  # TOKEN_KINDS
         new = np.zeros_like(state)
         hidden = self.hidden
-        h, c = self._cells[0].from_gates(self._input(tokens), state[0, 0, :hidden], state[1, 0, :hidden])
-        new[0, 0, :hidden], new[1, 0, :hidden] = h, c
+        self._cells[0].from_gates(self._input(tokens), state[0, 0, :hidden], state[1, 0, :hidden],
+                                  new[0, 0, :hidden], new[1, 0, :hidden])
         for i in range(1, self.layers):
-            h, c = self._cells[i].from_layer(h, state[0, i, :hidden], state[1, i, :hidden])
-            new[0, i, :hidden], new[1, i, :hidden] = h, c
+            self._cells[i].from_layer(new[0, i - 1, :hidden], state[0, i, :hidden], state[1, i, :hidden],
+                                      new[0, i, :hidden], new[1, i, :hidden])
         if self.rhythm_hidden > 0:
-            own = state[:, 0, hidden:-1]
-            new[0, 0, hidden:-1], new[1, 0, hidden:-1] = self._rhythm_cell.from_gates(
-                self._rhythm_input(tokens), own[0], own[1])
+            self._rhythm_cell.from_gates(self._rhythm_input(tokens), state[0, 0, hidden:-1], state[1, 0, hidden:-1],
+                                         new[0, 0, hidden:-1], new[1, 0, hidden:-1])
         new[:, :, -1] = pitch
         return new
 
@@ -237,8 +257,13 @@ class NumpyStep:
             rhythm = self._rhythm_mix_w @ state[0, 0, self.hidden : -1]
             rhythm += self._rhythm_mix_b
             rhythm += top
-        firsts = (self._step_head.first(rhythm), self._pitch_head.first(top),
-                  self._duration_head.first(rhythm), self._velocity_head.first(rhythm))
+        pitch_head = self._pitch_head
+        pitch = pitch_head.w1 @ top
+        pitch += pitch_head.b1
+        a = self._rhythm_first_w @ rhythm
+        a += self._rhythm_first_b
+        step, duration, velocity = (a[part] for part in self._rhythm_slices)
+        firsts = (step, pitch, duration, velocity)
         self._cached = (state, firsts)
         return firsts
 

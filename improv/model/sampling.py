@@ -77,6 +77,10 @@ BoolArray = npt.NDArray[np.bool_]
 CC_MAX = 127
 CC_MID = 64
 
+# ndarray.max() and friends go through a Python wrapper: the ufuncs' own reductions are cheaper,
+# which counts four times per live event.
+_max, _min, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
+
 # Below this temperature (z - max) / T may overflow to -inf; the result is
 # right but numpy would warn, so that rare case runs under np.errstate.
 _TINY_TEMPERATURE = 1e-200
@@ -262,8 +266,54 @@ def sample(
     Skips the normalization, so it can differ from `draw(probabilities(...))`
     only when the uniform lands within rounding error of a boundary.
     """
-    w = _weights(logits, temperature, top_p, mask)
-    return _search(np.add.accumulate(w, out=w), rng)
+    t = positive_temperature(temperature)
+    p = None if top_p is None else check_top_p(top_p)
+    z = _as_logits(logits)
+    return _draw_shifted(z, _shift(z), t, rng, p, None if mask is None else _as_mask(mask, z.size))
+
+
+# Below this sum, masked weights scaled against the overall maximum may have lost allowed entries
+# to underflow: `_draw_shifted` then rescales against the allowed maximum.
+_UNDERFLOW = 1e-200
+
+
+def _shift(z: FloatArray) -> FloatArray:
+    """z - max z, as a new array; raise unless the logits are finite or -inf, one at least finite."""
+    top = _max(z)
+    if not -math.inf < top < math.inf:  # NaN anywhere, +inf, or all -inf
+        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+    return z - top
+
+
+def _draw_shifted(
+    z: FloatArray, shifted: FloatArray, t: float, rng: np.random.Generator, top_p: float | None,
+    mask: BoolArray | None, e: FloatArray | None = None,
+) -> int:
+    """`sample`'s draw from `shifted` = z - max z (and `e` = exp(shifted), if the caller has it).
+
+    The weights are exp(shifted / t) times the mask: a few numpy calls, since this runs four times
+    per live event. Where that leaves (next to) nothing, the allowed maximum sets the scale instead
+    (`_weights`, which also falls back to the unmasked logits when the mask allows nothing finite).
+    """
+    if t == 1.0 and e is not None:
+        w = e if mask is None else e * mask
+    else:
+        if t < _TINY_TEMPERATURE:
+            with np.errstate(over="ignore"):
+                w = shifted / t
+        else:
+            w = shifted / t
+        np.exp(w, out=w)
+        if mask is not None:
+            w *= mask
+    if top_p is not None and top_p < 1.0:
+        w = w.copy() if w is e else w
+        _keep_nucleus(w, top_p)
+    cumulative = np.add.accumulate(w) if w is e else np.add.accumulate(w, out=w)
+    if mask is not None and not cumulative[-1] > _UNDERFLOW:
+        w = _weights(z, t, top_p, mask)
+        cumulative = np.add.accumulate(w, out=w)
+    return _search(cumulative, rng)
 
 
 def choose(
@@ -278,13 +328,18 @@ def choose(
     NLL and entropy are of the model's own distribution (T = 1, no mask, no top-p), in nats: how
     surprising the choice was to the model, whatever the knob says.
     """
+    t = positive_temperature(temperature)
+    p = None if top_p is None else check_top_p(top_p)
     z = _as_logits(logits)
-    token = sample(z, temperature, rng, top_p, mask)
-    shifted = z - z.max()  # log-sum-exp at T = 1; `sample` has checked the logits
+    shifted = _shift(z)
     e = np.exp(shifted)
-    total = float(e.sum())
+    token = _draw_shifted(z, shifted, t, rng, p, None if mask is None else _as_mask(mask, z.size), e)
+    total = float(_sum(e))
     log_total = math.log(total)
-    spread = float(np.dot(e, np.where(e > 0.0, shifted, 0.0)))  # 0 log 0 = 0 where a logit is -inf
+    if _min(shifted) > -math.inf:
+        spread = float(np.dot(e, shifted))
+    else:  # 0 log 0 = 0 where a logit is -inf
+        spread = float(np.dot(e, np.where(e > 0.0, shifted, 0.0)))
     return token, log_total - float(shifted[token]), log_total - spread / total
 
 
