@@ -23,6 +23,7 @@ from improv.live.rules import (
     motif_rule,
     onset_size,
     pace_rule,
+    quote_rule,
     register_rule,
     time_scale,
 )
@@ -95,6 +96,16 @@ def test_motif_rule_continues_the_calls_interval_pairs_as_played_or_inverted() -
     assert not any(motif_due(i, 0.0) for i in range(8)) and all(motif_due(i, 1.0) for i in range(8))
 
 
+def test_quote_rule_bars_the_note_that_would_make_a_literal_quote_too_long() -> None:
+    call = [62, 65, 69, 67, 65, 64, 62]
+    assert quote_rule(call, [65, 69, 67, 65], 5) == frozenset(range(128)) - {64}  # a fifth note of the call, as played
+    assert quote_rule(call, [60, 65, 69, 67], 4) == frozenset(range(128)) - {65}
+    assert quote_rule(call, [69, 67, 65], 5) is None  # three notes: shorter echoes stay free
+    assert quote_rule(call, [66, 70, 68, 66], 5) is None  # transposed: that is development, not a quote
+    assert quote_rule([60, 62, 60, 62, 64], [60, 62], 3) == frozenset(range(128)) - {60, 64}  # every occurrence
+    assert quote_rule(call, [65, 69, 67, 65], 0) is None
+
+
 def test_texture_rules_size_the_onsets_and_place_chord_tones_and_bass() -> None:
     chords = call_of([72, 69], chords=[(60, 64, 67), (57, 60, 64)])
     assert [onset_size(chords, i, 1, None) for i in range(3)] == [4, 4, 4]
@@ -141,6 +152,21 @@ def test_the_plan_steps_its_notes_from_the_call() -> None:
     plan.played(67, 1)
     plan.played(69, 9)  # +2: the call went on +2 or -4
     assert plan.constraints(Constraints(21, 108)).pitches <= {71, 65}
+
+
+def test_the_plan_does_not_parrot_the_call() -> None:
+    """A musician heard answers replay the call note for note at its pitch: after `quote` notes of it in a
+    row the plan bars the next one, and the motif rule's other continuations (inverted, transposed) remain."""
+    call = call_of([62, 65, 69, 67, 65, 64, 62])
+    plan = plan_of(call, motif=1.0, quote=3)
+    for pitch in (65, 69, 67):
+        plan.played(pitch, 1)
+    pitches = plan.constraints(Constraints(21, 108)).pitches
+    assert 65 not in pitches and pitches  # 65 69 67 65 would be four notes of the call
+    free = plan_of(call, motif=1.0, quote=0)
+    for pitch in (65, 69, 67):
+        free.played(pitch, 1)
+    assert 65 in free.constraints(Constraints(21, 108)).pitches
 
 
 def test_the_plan_fills_a_chord_under_its_top_then_moves_on() -> None:

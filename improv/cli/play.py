@@ -75,6 +75,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                    help="0-1: share of the answer's melody notes that continue your call's motifs (default 1)")
     p.add_argument("--plan-key", type=float, metavar="X", default=None,
                    help="0-1: share of answer notes in your call's scale (default 1)")
+    p.add_argument("--plan-quote", type=int, metavar="N", default=None,
+                   help="notes of your call an answer may repeat in a row at the same pitch; after that its "
+                        "motifs come back transposed or inverted (default 4; 0: any number)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",

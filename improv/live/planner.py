@@ -25,6 +25,7 @@ from improv.live.rules import (
     motif_due,
     motif_rule,
     onset_size,
+    quote_rule,
     pace_rule,
     register_rule,
     time_scale,
@@ -47,9 +48,10 @@ class PlanSettings:
     length: float = 4.0  # answer notes per call note (at least half, at most --reply-notes)
     motif: float = 1.0  # share of the answer's melody notes that continue the call's interval pairs
     key: float = 1.0  # share of answer notes in the call's scale
+    quote: int = 4  # notes of the call an answer's melody may repeat in a row at the same pitch (0: any number)
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("register", 0, 24), ("leap", 0, 12), ("span", 0, 48), ("chord", 0, 8)):
+        for name, lo, hi in (("register", 0, 24), ("leap", 0, 12), ("span", 0, 48), ("chord", 0, 8), ("quote", 0, 64)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"plan-{name} must be a whole number {lo}-{hi}, got {value!r}")
@@ -184,6 +186,8 @@ class Plan:
             rules.append(register_rule(median(line), max(line) - min(line), tops, s.register, s.span))
             if index == 0:
                 rules.append(first_note_rule(call.onsets[-1], s.leap, line[-1]))
+            if s.quote:  # before the motif rule: a motif continues transposed or inverted, not as played
+                rules.append(quote_rule(line, tops, s.quote + 1))
             if motif_due(index, s.motif):
                 rules.append(motif_rule(line, line[-2:] + tops))
         elif role == "inner":

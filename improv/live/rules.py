@@ -72,6 +72,17 @@ def motif_rule(call_line: Sequence[int], line: Sequence[int]) -> frozenset[int] 
     return frozenset(line[-1] + m for m in moves if 0 <= line[-1] + m <= 127)
 
 
+def quote_rule(call_line: Sequence[int], answer_line: Sequence[int], run: int) -> frozenset[int] | None:
+    """Material, varied: not a pitch that would make the answer's last `run` melody notes a literal quote of
+    the call (the same notes at the same pitch). The call's motifs come back transposed, inverted or
+    shifted, as a musician develops them, not parroted; shorter echoes stay free."""
+    if run < 2 or len(answer_line) < run - 1:
+        return None
+    tail = list(answer_line[len(answer_line) - run + 1 :])
+    quoted = {call_line[i + run - 1] for i in range(len(call_line) - run + 1) if list(call_line[i : i + run - 1]) == tail}
+    return frozenset(range(128)) - quoted if quoted else None
+
+
 def motif_due(onset_index: int, share: float) -> bool:
     """Whether the motif rule steers the melody note of answer onset `onset_index`: `share` of them, evenly."""
     return math.floor((onset_index + 1) * share) > math.floor(onset_index * share)
