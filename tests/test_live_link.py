@@ -203,9 +203,7 @@ def test_improv_joins_a_link_session_answers_on_its_grid_follows_its_tempo_and_s
           f"grid error p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {errors[-1]:.2f} ms")
     assert found_s <= 2.0
     assert len(first) >= 4 and len(second) >= 4
-    # On the peer's grid; the p99 under load is measured by benchmarks/sync_grid.py (one late note in ~38 sets it).
-    p90 = float(np.percentile(errors, 90))
-    assert p50 <= 3.0 and p90 <= 8.0, ([round(e, 2) for e in errors_100], [round(e, 2) for e in errors_132])
+    assert p50 <= 3.0 and p99 <= 8.0, ([round(e, 2) for e in errors_100], [round(e, 2) for e in errors_132])
     assert statistics.median(errors_132) <= 3.0  # on the 132 grid: the old one is up to 68 ms away
     assert tempo_after == pytest.approx(132.0)  # the session stays where the peer put it
     stop_jack = stopped_at + offset

@@ -232,10 +232,5 @@ def test_answers_stay_on_the_grid_when_one_pulse_in_30_is_lost(fine_jack) -> Non
         dropped = drums.dropped
     print(f"{dropped} pulses lost on the way; p99 per answer (ms): {[round(p, 2) for p in p99s]}")
     assert dropped >= 10  # the clock did lose pulses, before and between the answers
-    # Every answer on the grid (a miscounted pulse moves a whole answer by >= 20 ms); a single note sent late by a
-    # busy machine is left to benchmarks/sync_grid.py, which measures the p99.
-    medians = [statistics.median(a) for a in answers]
-    assert max(medians) <= 3.0, answers[int(np.argmax(medians))]
-    everything = [e for a in answers for e in a]
-    assert np.mean(np.array(everything) <= 6.0) >= 0.95, answers[int(np.argmax(p99s))]
+    assert max(p99s) <= 6.0, answers[int(np.argmax(p99s))]  # every answer of ten (a miscounted pulse: >= 20 ms)
     assert balance(recorder.messages) == {}

@@ -227,6 +227,42 @@ def test_virtual_input_delivers_what_another_client_sends(jack_server: JackServe
     assert not midi_in.connected and midi_in.description.endswith("(closed)")
 
 
+def test_input_times_are_when_messages_arrived_not_when_they_were_collected(jack_server: JackServer) -> None:
+    """A callback slower than the messages (40 ms each, one every 25 ms) collects them ever later: their
+    times are still when they came in (rtmidi's delta times, `improv.midi.arrival`), as they were
+    sent; active sensing in between is counted and dropped."""
+    stamps: list[float] = []
+    inbox = Inbox()
+
+    def slow(data: list[int], time_s: float) -> None:
+        stamps.append(time.monotonic())
+        inbox(data, time_s)
+        if data[0] == 0x90:
+            time.sleep(0.04)
+
+    with open_input(None, "jack", slow, client_name=improv_name()) as midi_in, \
+            outside_output(unique_client_name("improv-test-keys")) as (keys, source):
+        connect_ports(source, midi_in.port_name)
+        wait_until_routed(lambda: keys.send_message([0xF8]), lambda: len(inbox.received))
+        time.sleep(0.05)
+        inbox.clear()
+        stamps.clear()
+        sent = []
+        for i in range(16):
+            sent.append(time.monotonic())
+            keys.send_message([0x90, 60 + i, 100])
+            time.sleep(0.0125)
+            keys.send_message([0xFE])
+            time.sleep(0.0125)
+        received = inbox.wait_for_count(16, timeout_s=5.0)
+    assert [data[1] for data, _ in received] == list(range(60, 76))  # no sensing
+    late = [stamp - t for stamp, t in zip(stamps, sent)]
+    assert late[-1] > 0.15  # collected well behind: 15 x 15 ms
+    errors = [(b - a) - (sb - sa) for (_, a), (_, b), sa, sb in zip(received, received[1:], sent, sent[1:])]
+    assert max(abs(e) for e in errors) <= 0.006, [round(e * 1000, 1) for e in errors]  # a JACK period or two
+    assert all(t <= stamp for (_, t), stamp in zip(received, stamps))
+
+
 def test_input_callback_errors_are_counted_not_raised(jack_server: JackServer) -> None:
     calls = []
 

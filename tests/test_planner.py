@@ -163,6 +163,7 @@ def test_the_plan_does_not_parrot_the_call() -> None:
         plan.played(pitch, 1)
     pitches = plan.constraints(Constraints(21, 108)).pitches
     assert 65 not in pitches and pitches  # 65 69 67 65 would be four notes of the call
+    assert 65 in plan.constraints(Constraints(21, 108), temperature=0.3).pitches  # the knob down: repeat
     free = plan_of(call, motif=1.0, quote=0)
     for pitch in (65, 69, 67):
         free.played(pitch, 1)

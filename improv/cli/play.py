@@ -179,6 +179,7 @@ def run_headless(args: argparse.Namespace) -> int:
             f"T {session.engine.temperature:.2f}); Ctrl-C to stop",
             flush=True,
         )
+        print(f"engine: {session.engine.priority}", flush=True)
         while True:
             try:
                 event = session.engine.events.get(timeout=0.2)

@@ -321,7 +321,7 @@ class Answer:
             constraints = self.player.answer_constraints(self.constraints)
             plan = self.plan if self.mode == "call" else None
             if plan is not None:
-                constraints = plan.constraints(constraints)
+                constraints = plan.constraints(constraints, self.temperature)
             sampled = self.improviser.sample(self.temperature, self.rng, constraints,
                                              style=self.player.style, follow=self.follow)
             if plan is not None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from improv.live import priority
 from improv.live.answer import EARLY_WAKE_S, MIN_DURATION_S, REPLY_TAG, Answer, key_lock, snap_to_pulse
 from improv.live.echo import EchoFilter
 from improv.live.listener import NoteStarted, NoteTracker
@@ -109,6 +110,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
+        self.priority = "normal priority"  # the engine thread's scheduling, in words (see `start`)
 
     # -- what front ends read (from any thread) -------------------------------------------
 
@@ -197,12 +199,13 @@ class Engine:
         """The channels notes went out on so far."""
         return self.output.channels()
 
-    def start(self) -> None:
-        # Everything loaded so far (torch, the model) lives as long as the session: keep it out of
-        # the cyclic garbage collector's full passes, which would otherwise pause the loop for ms.
+    def start(self, realtime: bool = False) -> None:
+        """Run the loop in a thread (`realtime`: scheduled first, see `priority`); what is loaded stays out of gc."""
         gc.freeze()
         self._thread = threading.Thread(target=self.run, name="improv-engine", daemon=True)
         self._thread.start()
+        if realtime:
+            self.priority = priority.promote(self._thread)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the loop, then release every note (also when the thread is gone or stuck)."""

@@ -33,6 +33,7 @@ from improv.live.rules import (
 from improv.model.constraints import Constraints
 from improv.music.keys import format_key
 
+QUOTE_FREE_T = 0.5  # below this temperature the knob says "repeat": answers may quote the call as played
 REFERENCE_STEP_S = 0.25  # the model's typical step (as timing.REFERENCE_STEP_S): scaled onto the call's pulse
 
 
@@ -167,15 +168,16 @@ class Plan:
 
     # -- the next note's limits ----------------------------------------------------------
 
-    def constraints(self, base: Constraints) -> PlannedConstraints:
-        """`base` (range, a locked key, polyphony) narrowed to what the plan asks of the next note."""
+    def constraints(self, base: Constraints, temperature: float = 1.0) -> PlannedConstraints:
+        """`base` (range, a locked key, polyphony) narrowed to what the plan asks of the next note; at a
+        temperature under `QUOTE_FREE_T` the answer may quote the call as played (low repeats)."""
         role, chord_tone, index = self.next_note(base.max_polyphony)
         allowed = frozenset(range(base.pitch_lo, base.pitch_hi + 1))
-        pitches = narrow(allowed, self.pitch_rules(role, index))
+        pitches = narrow(allowed, self.pitch_rules(role, index, quote=temperature >= QUOTE_FREE_T))
         steps = frozenset({0}) if chord_tone else pace_rule(self.step_s, REFERENCE_STEP_S, self.settings.pace, self.steps)
         return PlannedConstraints(base.pitch_lo, base.pitch_hi, base.key, base.max_polyphony, pitches, steps)
 
-    def pitch_rules(self, role: str, index: int) -> list[frozenset[int] | None]:
+    def pitch_rules(self, role: str, index: int, quote: bool = True) -> list[frozenset[int] | None]:
         """The rules for the next note, most important first."""
         s, call = self.settings, self.call
         rules: list[frozenset[int] | None] = [key_rule(self.scale, self.out_of_key, self.notes, s.key)]
@@ -186,7 +188,7 @@ class Plan:
             rules.append(register_rule(median(line), max(line) - min(line), tops, s.register, s.span))
             if index == 0:
                 rules.append(first_note_rule(call.onsets[-1], s.leap, line[-1]))
-            if s.quote:  # before the motif rule: a motif continues transposed or inverted, not as played
+            if s.quote and quote:  # before the motif rule: a motif continues transposed or inverted, not as played
                 rules.append(quote_rule(line, tops, s.quote + 1))
             if motif_due(index, s.motif):
                 rules.append(motif_rule(line, line[-2:] + tops))

@@ -303,7 +303,7 @@ class LiveSession:
         return new.description
 
     def start(self) -> None:
-        self.engine.start()
+        self.engine.start(realtime=True)
         self.watcher.start()
 
     def save_learned(self, learned: controls_mod.Learned) -> Path:

@@ -88,13 +88,13 @@ def resolve_api(api: ApiSpec) -> int:
     return api if isinstance(api, int) else parse_api(api)
 
 
-def open_client(kind: type[Client], api: int, client_name: str) -> Client:
-    """An rtmidi client, or a PortError that says how to get one."""
+def open_client(kind: type[Client], api: int, client_name: str, **options: int) -> Client:
+    """An rtmidi client (`options`: more of its keyword arguments), or a PortError that says how to get one."""
     if api == rtmidi.API_LINUX_ALSA and sys.platform.startswith("linux"):
         if not os.path.exists(ALSA_SEQ_DEVICE):  # checked first: libasound would print noise
             raise PortError(_alsa_hint(f"{ALSA_SEQ_DEVICE} does not exist"))
     try:
-        return kind(api, name=client_name)
+        return kind(api, name=client_name, **options)
     except rtmidi.SystemError as error:
         if api == rtmidi.API_LINUX_ALSA:
             raise PortError(_alsa_hint(str(error))) from error

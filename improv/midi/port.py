@@ -11,7 +11,6 @@ Facts about python-rtmidi that shaped this module:
   one named ``improv`` becomes ``improv-01`` (so ``improv-01:out``).
 - ``open_port`` takes an index into a list that other programs change at any
   time, so the name at that index is checked after opening.
-- ``close_port`` also cancels the input callback; reconnecting sets it again.
 - A port given by name that disappears leaves rtmidi's port "open" and
   silently unconnected, and when the port returns nothing reconnects it: only
   listing the ports tells. Sending to it meanwhile neither fails nor arrives.
@@ -46,6 +45,7 @@ class Port:
     kind = "port"
     _rtmidi_kind: type[Client]
     _local_name = ""  # the name of our own port on the client ("in"/"out")
+    _client_options: dict[str, int] = {}  # more keyword arguments for the rtmidi client
 
     def __init__(self, spec: str | None, api: int, client_name: str) -> None:
         if spec is not None and not spec.strip():
@@ -57,7 +57,7 @@ class Port:
         self._target: str | None = None  # the full name we are (or were last) attached to
         self._connected = False
         self._virtual_name = ""
-        self._client: Client | None = open_client(self._rtmidi_kind, api, client_name)
+        self._client: Client | None = open_client(self._rtmidi_kind, api, client_name, **self._client_options)
         claim(client_name)
         try:
             self._setup(self._client)

@@ -13,6 +13,7 @@ to the next 0xF7 into one message; the engine's parser copes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
@@ -31,8 +32,10 @@ from improv.midi.apis import (
     parse_api,
     resolve_api,
 )
+from improv.midi.arrival import ArrivalClock
 from improv.midi.listing import DEFAULT_CLIENT, list_ports, match_port
 from improv.midi.port import Port
+from improv.midi.status import ACTIVE_SENSING
 from improv.midi.watcher import PortWatcher, Watchable
 
 __all__ = [
@@ -59,44 +62,79 @@ __all__ = [
 MidiCallback: TypeAlias = Callable[[list[int], float], None]
 
 
-class MidiInput(Port):
-    """A MIDI input that hands each raw message to ``callback(data, time_s)``.
+POLL_S = 0.001  # how often the input's thread looks for messages the backend queued
+QUEUE_SIZE = 8192  # messages the backend may queue meanwhile (a 10,000 msg/s flood fills 10 a poll)
 
-    `time_s` is ``time.monotonic()`` taken as the message arrives. The callback
-    runs on the backend's real-time thread (JACK's process thread): it must
-    convert, enqueue and return. Sysex and MIDI clock are delivered; active
-    sensing is dropped. A callback that raises is counted in
-    `callback_errors` (its last exception in `last_callback_error`), not
-    propagated into the backend.
+
+class MidiInput(Port):
+    """A MIDI input that hands each raw message to ``callback(data, time_s)``, on a thread of its own.
+
+    The backend's thread (JACK's process thread, ALSA's input thread) only queues each message
+    with its delta time; this input's thread collects them every millisecond. A Python callback
+    on the backend's thread would have to wait there for the GIL: a real-time JACK server misses
+    its cycle meanwhile (an xrun: a click in every client's audio), and each message behind it
+    gets a late time. `time_s` is when the message arrived, on ``time.monotonic()``'s clock, from
+    the backend's delta times (`arrival`), not when it was collected. The callback must convert,
+    enqueue and return. Sysex and MIDI clock are delivered; active sensing is dropped (after its
+    delta time is counted). A callback that raises is counted in `callback_errors` (its last
+    exception in `last_callback_error`) and the input goes on.
     """
 
     kind = "input"
     _rtmidi_kind = rtmidi.MidiIn
     _local_name = "in"
+    _client_options = {"queue_size_limit": QUEUE_SIZE}
 
     def __init__(
         self, spec: str | None, api: int, callback: MidiCallback, client_name: str = DEFAULT_CLIENT
     ) -> None:
         self._callback = callback
+        self._arrivals = ArrivalClock()
         self.callback_errors = 0
         self.last_callback_error: Exception | None = None
+        self._stop = threading.Event()
         super().__init__(spec, api, client_name)
+        self._poller = threading.Thread(target=self._poll, name=f"{client_name}-midi-in", daemon=True)
+        self._poller.start()
 
     def _setup(self, client: Client) -> None:
         assert isinstance(client, rtmidi.MidiIn)
-        client.ignore_types(sysex=False, timing=False, active_sense=True)
+        client.ignore_types(sysex=False, timing=False, active_sense=False)  # every delta counts: see `arrival`
 
     def _before_open(self, client: Client) -> None:
-        assert isinstance(client, rtmidi.MidiIn)
-        client.set_callback(self._on_message)  # before opening, so nothing queues unseen
+        self._arrivals.reset()  # the backend's deltas start again with the port
 
-    def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
-        time_s = time.monotonic()
-        try:
-            self._callback(event[0], time_s)
-        except Exception as error:  # noqa: BLE001 - never let it into the backend thread
-            self.callback_errors += 1
-            self.last_callback_error = error
+    def _collect(self) -> list[tuple[list[int], float]]:
+        """What the backend queued since the last look, as (data, arrival time)."""
+        out: list[tuple[list[int], float]] = []
+        with self._lock:
+            client = self._client
+            if client is None:
+                return out
+            while (event := client.get_message()) is not None:
+                time_s = self._arrivals.arrival(event[1], time.monotonic())
+                if event[0][:1] != [ACTIVE_SENSING]:
+                    out.append((event[0], time_s))
+        return out
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            messages = self._collect()
+            for data, time_s in messages:
+                try:
+                    self._callback(data, time_s)
+                except Exception as error:  # noqa: BLE001 - one bad message must not stop the input
+                    self.callback_errors += 1
+                    self.last_callback_error = error
+            if not messages:
+                self._stop.wait(POLL_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        poller = getattr(self, "_poller", None)
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(1.0)
+        super().close()
 
 
 class MidiOutput(Port):

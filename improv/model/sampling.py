@@ -35,7 +35,6 @@ loud). Values a user sets (temperature, top-p, key, range, CC bounds) raise
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,6 +44,7 @@ import numpy.typing as npt
 
 from improv.errors import ConfigError
 from improv.model.constraints import polyphony_mask
+from improv.model.temperature import cc_from_temperature, real as _real, temperature_from_cc  # the knob: re-exported
 from improv.music.keys import MODES, format_key, parse_key, parse_range, pitch_mask, range_mask, scale_mask
 
 __all__ = [
@@ -74,8 +74,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-CC_MAX = 127
-CC_MID = 64
 
 # ndarray.max() and friends go through a Python wrapper: the ufuncs' own reductions are cheaper,
 # which counts four times per live event.
@@ -87,15 +85,6 @@ _TINY_TEMPERATURE = 1e-200
 
 
 # -- validation --------------------------------------------------------------
-
-
-def _real(value: object, name: str) -> float:
-    """`value` as a float if it is a real number (bools are not), else ConfigError."""
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def positive_temperature(temperature: object) -> float:
@@ -371,47 +360,3 @@ class HeadTemperatures:
         Checked on construction, so this never raises in the live path.
         """
         return self.base * self.scales.get(head, 1.0)
-
-
-# -- temperature knob --------------------------------------------------------
-
-
-def _check_cc_bounds(lo: float, mid: float, hi: float) -> tuple[float, float, float]:
-    values = (_real(lo, "lowest temperature"), _real(mid, "middle temperature"), _real(hi, "highest temperature"))
-    if not 0.0 < values[0] < values[1] < values[2] < math.inf:
-        raise ConfigError(f"temperature knob needs finite 0 < lo < mid < hi, got lo={lo!r} mid={mid!r} hi={hi!r}")
-    return values
-
-
-def temperature_from_cc(value: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> float:
-    """CC 0..127 -> temperature, log-linear in two pieces: 0 -> lo, 64 -> mid, 127 -> hi.
-
-    Log scale because the ear hears ratios of temperature; two pieces so the
-    knob's centre is the model's own distribution (T = mid).
-    """
-    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
-    v = _real(value, "CC value")
-    if not 0.0 <= v <= CC_MAX:
-        raise ConfigError(f"CC value must be 0-{CC_MAX}, got {value!r}")
-    if v == CC_MAX:  # exact endpoint, whatever the rounding of the power below
-        return hi
-    if v < CC_MID:
-        return lo * math.pow(mid / lo, v / CC_MID)
-    return mid * math.pow(hi / mid, (v - CC_MID) / (CC_MAX - CC_MID))
-
-
-def cc_from_temperature(temperature: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> int:
-    """Inverse of `temperature_from_cc`, rounded to the nearest CC value 0..127.
-
-    Raises ConfigError for a temperature outside [lo, hi]: the knob cannot
-    show it, and the caller should decide whether to clamp.
-    """
-    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
-    t = positive_temperature(temperature)
-    if not lo <= t <= hi:
-        raise ConfigError(f"temperature {temperature!r} is outside the knob's range {lo}-{hi}")
-    if t < mid:
-        v = CC_MID * math.log(t / lo) / math.log(mid / lo)
-    else:
-        v = CC_MID + (CC_MAX - CC_MID) * math.log(t / mid) / math.log(hi / mid)
-    return min(CC_MAX, max(0, round(v)))

@@ -40,3 +40,58 @@ def nudge_temperature(current: float, delta: float) -> float:
     """An arrow key's move: `current + delta`, rounded to hundredths, held to the range."""
     return clamp_temperature(round(current + delta, 2))
 
+
+# -- the knob: CC 0-127 <-> temperature ------------------------------------------------
+
+CC_MAX = 127
+CC_MID = 64
+
+
+def real(value: object, name: str) -> float:
+    """`value` as a float if it is a real number (bools are not), else ConfigError."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _check_cc_bounds(lo: float, mid: float, hi: float) -> tuple[float, float, float]:
+    values = (real(lo, "lowest temperature"), real(mid, "middle temperature"), real(hi, "highest temperature"))
+    if not 0.0 < values[0] < values[1] < values[2] < math.inf:
+        raise ConfigError(f"temperature knob needs finite 0 < lo < mid < hi, got lo={lo!r} mid={mid!r} hi={hi!r}")
+    return values
+
+
+def temperature_from_cc(value: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> float:
+    """CC 0..127 -> temperature, log-linear in two pieces: 0 -> lo, 64 -> mid, 127 -> hi.
+
+    Log scale because the ear hears ratios of temperature; two pieces so the
+    knob's centre is the model's own distribution (T = mid).
+    """
+    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
+    v = real(value, "CC value")
+    if not 0.0 <= v <= CC_MAX:
+        raise ConfigError(f"CC value must be 0-{CC_MAX}, got {value!r}")
+    if v == CC_MAX:  # exact endpoint, whatever the rounding of the power below
+        return hi
+    if v < CC_MID:
+        return lo * math.pow(mid / lo, v / CC_MID)
+    return mid * math.pow(hi / mid, (v - CC_MID) / (CC_MAX - CC_MID))
+
+
+def cc_from_temperature(temperature: float, lo: float = 0.1, mid: float = 1.0, hi: float = 3.0) -> int:
+    """Inverse of `temperature_from_cc`, rounded to the nearest CC value 0..127.
+
+    Raises ConfigError for a temperature outside [lo, hi]: the knob cannot
+    show it, and the caller should decide whether to clamp.
+    """
+    lo, mid, hi = _check_cc_bounds(lo, mid, hi)
+    t = real(temperature, "temperature")
+    if not lo <= t <= hi:
+        raise ConfigError(f"temperature {temperature!r} is outside the knob's range {lo}-{hi}")
+    if t < mid:
+        v = CC_MID * math.log(t / lo) / math.log(mid / lo)
+    else:
+        v = CC_MID + (CC_MAX - CC_MID) * math.log(t / mid) / math.log(hi / mid)
+    return min(CC_MAX, max(0, round(v)))
