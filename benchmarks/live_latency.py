@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/live_latency.py [--phrases 50] [--model FILE] [--follow W] [--json]
 
-Starts its own JACK server (dummy driver, 48 kHz, 128-frame periods) and reports:
+Starts its own JACK server (dummy driver, 48 kHz, 128-frame periods unless --period-frames) and reports:
 - start: seconds from launching `improv --headless --api jack` until its ports exist, and its RSS
   (in all, and without the JACK server's shared memory segment, which every JACK client maps and
   which is the server's memory: the target is for improv's own);
@@ -189,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--follow", type=float, default=0.0, help="answers follow the session this much (0-1)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--period-frames", type=int, default=128,
+                        help="the JACK server's period at 48 kHz (default 128, 2.7 ms; each hop waits up to one)")
     args = parser.parse_args(argv)
-    with JackServer() as server:
+    with JackServer(period_frames=args.period_frames) as server:
         os.environ.update(server.env())
         start_s, rss, proc = measure_start(server, args.model)
         torch_mb = torch_floor_mb()
