@@ -143,19 +143,26 @@ def _scaled(logits: npt.ArrayLike, temperature: float, mask: npt.ArrayLike | Non
     t = positive_temperature(temperature)
     z = _as_logits(logits)
     w: FloatArray = z if mask is None else np.where(_as_mask(mask, z.size), z, -np.inf)
-    top = w.max()
-    if top == -math.inf and w is not z:  # mask leaves nothing: fall back to the unmasked logits
+    if w is not z and _max(w) == -math.inf:  # mask leaves nothing: fall back to the unmasked logits
         w = z
-        top = z.max()
+    w = _shift(w)
+    return _over(w, t, out=w)
+
+
+def _shift(z: FloatArray) -> FloatArray:
+    """z - max z, as a new array; raise unless the logits are finite or -inf, one at least finite."""
+    top = _max(z)
     if not -math.inf < top < math.inf:  # NaN anywhere, +inf, or all -inf
         raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
-    w = z - top if w is z else np.subtract(w, top, out=w)  # a new array either way
+    return z - top
+
+
+def _over(w: FloatArray, t: float, out: FloatArray | None = None) -> FloatArray:
+    """w / t, into `out` or a new array; at a tiny t it may overflow to -inf, which is right: no warning."""
     if t < _TINY_TEMPERATURE:
         with np.errstate(over="ignore"):
-            w /= t
-    else:
-        w /= t
-    return w
+            return np.divide(w, t, out=out)
+    return np.divide(w, t, out=out)
 
 
 def _weights(logits: npt.ArrayLike, temperature: float, top_p: float | None, mask: npt.ArrayLike | None) -> FloatArray:
@@ -255,23 +262,23 @@ def sample(
     Skips the normalization, so it can differ from `draw(probabilities(...))`
     only when the uniform lands within rounding error of a boundary.
     """
+    z, t, p, m = _arguments(logits, temperature, top_p, mask)
+    return _draw_shifted(z, _shift(z), t, rng, p, m)
+
+
+def _arguments(
+    logits: npt.ArrayLike, temperature: float, top_p: float | None, mask: npt.ArrayLike | None
+) -> tuple[FloatArray, float, float | None, BoolArray | None]:
+    """`sample`'s and `choose`'s arguments, checked: logits, temperature, top-p, mask."""
     t = positive_temperature(temperature)
     p = None if top_p is None else check_top_p(top_p)
     z = _as_logits(logits)
-    return _draw_shifted(z, _shift(z), t, rng, p, None if mask is None else _as_mask(mask, z.size))
+    return z, t, p, None if mask is None else _as_mask(mask, z.size)
 
 
 # Below this sum, masked weights scaled against the overall maximum may have lost allowed entries
 # to underflow: `_draw_shifted` then rescales against the allowed maximum.
 _UNDERFLOW = 1e-200
-
-
-def _shift(z: FloatArray) -> FloatArray:
-    """z - max z, as a new array; raise unless the logits are finite or -inf, one at least finite."""
-    top = _max(z)
-    if not -math.inf < top < math.inf:  # NaN anywhere, +inf, or all -inf
-        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
-    return z - top
 
 
 def _draw_shifted(
@@ -287,11 +294,7 @@ def _draw_shifted(
     if t == 1.0 and e is not None:
         w = e if mask is None else e * mask
     else:
-        if t < _TINY_TEMPERATURE:
-            with np.errstate(over="ignore"):
-                w = shifted / t
-        else:
-            w = shifted / t
+        w = _over(shifted, t)
         np.exp(w, out=w)
         if mask is not None:
             w *= mask
@@ -317,12 +320,10 @@ def choose(
     NLL and entropy are of the model's own distribution (T = 1, no mask, no top-p), in nats: how
     surprising the choice was to the model, whatever the knob says.
     """
-    t = positive_temperature(temperature)
-    p = None if top_p is None else check_top_p(top_p)
-    z = _as_logits(logits)
+    z, t, p, m = _arguments(logits, temperature, top_p, mask)
     shifted = _shift(z)
     e = np.exp(shifted)
-    token = _draw_shifted(z, shifted, t, rng, p, None if mask is None else _as_mask(mask, z.size), e)
+    token = _draw_shifted(z, shifted, t, rng, p, m, e)
     total = float(_sum(e))
     log_total = math.log(total)
     if _min(shifted) > -math.inf:
