@@ -179,7 +179,7 @@ class NumpyStep:
         self.width = self.hidden + self.rhythm_hidden + 1
         self.relative_pitch = bool(config.relative_pitch)
         bins = config.binning
-        embeddings = {kind: weights[f"{kind}_in.weight"] for kind in ("pitch", "interval", "step", "duration", "velocity")}
+        embeddings = {kind: weights[f"{kind}_in.weight"] for kind in TOKEN_KINDS}
         lstm = [[weights[f"lstm.{name}_l{layer}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 for layer in range(self.layers)]
         self._cells = [_Cell(*layer) for layer in lstm]
