@@ -95,3 +95,34 @@ def test_the_shipped_files_own_probabilities_match_the_sampler(shipped, logits, 
     expected = sampling.probabilities(logits, temperature, top_p if top_p < 1 else None, mask)
     got = shipped.module.probabilities(torch.from_numpy(logits), temperature, top_p, torch.from_numpy(mask)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_after_warm_up_playing_never_compiles_again(shipped, model) -> None:
+    """The step and the draw are compiled (numba) once per argument types. A new type mid-session
+    (a numpy int32, a strided mask) would compile another version, for seconds, in the middle of a
+    phrase: every path the live engine takes must reuse what the warm-up compiled."""
+    from improv.model import kernels
+    from improv.model.style import StyleMemory
+
+    compiled = [getattr(kernels, name) for name in ("feed", "firsts", "head", "draw")]
+    for loaded in (shipped, model):
+        improviser = Improviser(loaded)
+        improviser.warm_up()
+        before = [set(kernel.signatures) for kernel in compiled]
+        rng = np.random.default_rng(0)
+        style = StyleMemory(loaded.bins.n_step)
+        for i, pitch in enumerate(np.array([60, 62, 64, 65, 67], dtype=np.int32)):  # as a MIDI parser may give them
+            improviser.observe(Event(pitch, 0.25 * (i > 0), 0.2, 70))
+            style.learn(int(pitch), 3)
+        snapshot = improviser.snapshot()
+        for constraints, top_p, follow in [(None, None, 0.0), (Constraints(48, 72, (2, "minor"), 2), 0.9, 0.0),
+                                           (Constraints(max_polyphony=1), None, 0.7)]:
+            for _ in range(20):
+                improviser.sample(0.8, rng, constraints, top_p, style=style, follow=follow)
+            improviser.restore(snapshot)
+        improviser.observe_tokens(tuple(np.array([62, 3, 4, 5], dtype=np.int64)))
+        improviser.rebuild()
+        strided = np.zeros(256, dtype=bool)[::2]
+        strided[40:80] = True
+        improviser.propose(1.2, rng, pitch_mask=strided)
+        assert [set(kernel.signatures) for kernel in compiled] == before

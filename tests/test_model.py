@@ -96,6 +96,20 @@ def test_numpy_step_gives_the_files_probabilities(small_model: tuple[ImprovNet, 
                                                sampling.probabilities(theirs.numpy(), temperature), atol=1e-6)
 
 
+@pytest.mark.parametrize("bad", ["pitch", "step", "duration", "velocity"])
+def test_a_token_out_of_range_raises_instead_of_reading_past_a_table(small_model: tuple[ImprovNet, Path], bad: str) -> None:
+    """The step is compiled, and compiled code does not check bounds: it must check them itself."""
+    step = load(small_model[1]).step
+    state = step.feed(step.initial_state(), 60, 1, 1, 1)
+    tokens = {"pitch": 60, "step": 1, "duration": 1, "velocity": 1} | {bad: 10_000}
+    with pytest.raises(IndexError):
+        step.feed(state, *tokens.values())
+    if bad != "velocity":  # no head is conditioned on the velocity
+        with pytest.raises(IndexError):
+            step.velocity_logits(state, tokens["step"], tokens["pitch"], tokens["duration"])
+    assert np.isfinite(step.velocity_logits(state, 1, 60, 1)).all()
+
+
 def test_file_carries_bins_config_and_summary(small_model: tuple[ImprovNet, Path]) -> None:
     net, path = small_model
     loaded = load(path)

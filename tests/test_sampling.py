@@ -641,13 +641,32 @@ def test_public_names_exist() -> None:
 
 @thorough
 @given(logits=logit_arrays, temperature=temperatures, top_p=top_ps, seed=st.integers(0, 2**32 - 1), data=st.data())
-def test_choose_draws_what_sample_draws_and_reports_the_models_own_surprise(logits, temperature, top_p, seed, data) -> None:
-    """`choose`, the rolling seed's one sampler: the token of `sample` (same mask, same uniform), and
-    the NLL and entropy of the head at T = 1 however the knob and the masks are set."""
+def test_choose_draws_from_probabilities_and_reports_the_models_own_surprise(logits, temperature, top_p, seed, data) -> None:
+    """`choose`, the rolling seed's one sampler (compiled): the token an inverse-CDF draw over
+    `probabilities` (plain numpy) gives for the same uniform, unless that uniform sits within rounding
+    of a boundary; and the NLL and entropy of the head at T = 1 however the knob and the masks are set."""
     mask = data.draw(st.none() | hnp.arrays(np.bool_, logits.size))
     token, nll, spread = sampling.choose(logits, temperature, np.random.default_rng(seed), top_p, mask)
-    assert token == sample(logits, temperature, np.random.default_rng(seed), top_p, mask)
+    u = np.random.default_rng(seed).random()
+    probs = probabilities(logits, temperature, top_p, mask)
+    if not np.any(np.abs(np.cumsum(probs) - u) < 1e-9):
+        assert token == draw(probs, FixedUniform(u))  # type: ignore[arg-type]
+    assert probs[token] > 0
     at_one = log_softmax(logits)
     assert nll == pytest.approx(-at_one[token], rel=1e-7, abs=1e-9)
     assert spread == pytest.approx(entropy(np.exp(at_one)), rel=1e-7, abs=1e-9)
     assert -1e-12 <= spread <= math.log(logits.size) + 1e-9
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_a_mask_that_allows_only_underflowing_entries_still_draws_them(temperature: float) -> None:
+    """exp(-1000) is 0 in float64: scaled against the overall maximum, the allowed entries weigh
+    nothing, so the draw must rescale against the allowed maximum, not fall back to the unmasked."""
+    logits = np.array([0.0, -1000.0, -1001.0, -2000.0])
+    mask = np.array([False, True, True, False])
+    probs = probabilities(logits, temperature, mask=mask)
+    assert probs[1] > probs[2] > 0 and probs[0] == probs[3] == 0
+    rng = np.random.default_rng(3)
+    drawn = [sampling.choose(logits, temperature, rng, None, mask) for _ in range(200)]
+    assert {token for token, _, _ in drawn} == {1, 2}
+    assert drawn[0][1] == pytest.approx(-log_softmax(logits)[drawn[0][0]])

@@ -95,7 +95,7 @@ class Engine:
         self._settings = s = settings or EngineSettings()
         self.clock = clock
         self.improviser = Improviser(model, s.seed_events)
-        self.improviser.warm_up()  # TorchScript optimises on the first calls: not during the first answer
+        self.improviser.warm_up()  # the first calls load the compiled kernels and fill caches: not during the first answer
         self.controls = controls
         self.learner: Any = None
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()

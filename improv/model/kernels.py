@@ -11,7 +11,9 @@ Plain loops over float32 arrays; `fastmath` allows only reassociation and fused 
 give NaN logits, which the sampler refuses loudly. The GIL is held throughout (no `nogil`): on
 the live engine's thread, letting it go would let the MIDI threads take it for a whole
 switch interval. `cache=True` keeps the compiled code beside this file (or in numba's user
-cache when that is read-only), so only the first run after an install compiles (~10 s).
+cache when that is read-only), so only the first run after an install compiles (about 5 s).
+Indices are checked here (numba does not check bounds): a bad token raises IndexError, as numpy
+would, instead of reading past a table.
 """
 
 from __future__ import annotations
@@ -61,9 +63,14 @@ def _cell(gates, c, h_out, c_out):  # pragma: no cover - compiled
 @njit(cache=True)
 def _gather(table, kinds, offsets, tokens, out):  # pragma: no cover - compiled
     """out = the table's last row (the bias) + the rows of the tokens of `kinds`."""
-    out[:] = table[table.shape[0] - 1]
+    bias = table.shape[0] - 1
+    out[:] = table[bias]
     for k in range(kinds.shape[0]):
-        out += table[offsets[k] + tokens[kinds[k]]]
+        end = offsets[k + 1] if k + 1 < kinds.shape[0] else bias
+        row = offsets[k] + tokens[kinds[k]]
+        if not offsets[k] <= row < end:
+            raise IndexError("token out of range for the model's input tables")
+        out += table[row]
 
 
 @njit(cache=True)
@@ -126,9 +133,12 @@ def head(first, step_table, pitch_table, duration_table, step, pitch, duration, 
          interval_w, interval_b, last):  # pragma: no cover - compiled
     """Logits of a head: GELU(first + the rows of the tokens it is conditioned on) @ w2.T + b2.
 
-    A token < 0 is not a condition. With `last` >= 0 (the pitch head of a relative-pitch model)
+    A token of -1 is not a condition. With `last` >= 0 (the pitch head of a relative-pitch model)
     each pitch p also gets the interval head's score of p - last.
     """
+    if not (-1 <= step < step_table.shape[0] and -1 <= pitch < pitch_table.shape[0]
+            and -1 <= duration < duration_table.shape[0] and -1 <= last < w2.shape[0]):
+        raise IndexError("token out of range for the model's heads")
     hidden = first.copy()
     if step >= 0:
         hidden += step_table[step]
@@ -147,3 +157,60 @@ def head(first, step_table, pitch_table, duration_table, step, pitch, duration, 
         _add_product(interval_w[n - 1 - last : 2 * n - 1 - last], hidden, scores)
         logits += scores
     return logits
+
+
+@njit(cache=True)
+def draw(z, t, u, mask, masked, top_p, underflow):  # pragma: no cover - compiled
+    """`sampling.choose`'s arithmetic over float64 logits `z`, with `u` its one uniform number.
+
+    Returns (token, max z, log of the sum of e^(z - max z), entropy). The weights are exp((z - max z) / t), times the mask
+    if `masked`, cut to the nucleus if `top_p` < 1, and the token is the first whose running
+    sum exceeds u times the total (numpy's searchsorted, side right). NLL and entropy are of the
+    model's own distribution (t = 1, no mask, no top-p). Token -2: max z is not finite (no
+    arithmetic done); -1: the masked weights sum to `underflow` or less, for the caller's
+    careful path (the other three are valid).
+    """
+    n = z.shape[0]
+    top = -math.inf
+    for i in range(n):
+        if z[i] > top or z[i] != z[i]:
+            top = z[i]
+            if top != top:
+                break
+    if not -math.inf < top < math.inf:
+        return -2, top, 0.0, 0.0
+    w = np.empty(n)
+    total_e = 0.0
+    spread = 0.0  # sum of e * (z - top), where e > 0 (0 log 0 = 0)
+    for i in range(n):
+        s = z[i] - top
+        e = math.exp(s)
+        total_e += e
+        if e > 0.0:
+            spread += e * s
+        if masked and not mask[i]:
+            w[i] = 0.0
+        elif t == 1.0:
+            w[i] = e
+        else:
+            w[i] = math.exp(s / t)
+    log_total = math.log(total_e)
+    entropy = log_total - spread / total_e
+    if top_p < 1.0:  # the nucleus: every weight at least as heavy as the lightest one needed
+        descending = np.sort(w)[::-1]
+        running = np.cumsum(descending)
+        k = np.searchsorted(running, top_p * running[n - 1])
+        if k < n:
+            edge = descending[k]
+            for i in range(n):
+                if w[i] < edge:
+                    w[i] = 0.0
+    for i in range(1, n):
+        w[i] += w[i - 1]
+    total = w[n - 1]
+    if masked and not total > underflow:
+        return -1, top, log_total, entropy
+    token = np.searchsorted(w, u * total, side="right")
+    if token >= n:  # u * total rounded up to the total: the last non-zero entry
+        token = np.searchsorted(w, total)
+    return token, top, log_total, entropy

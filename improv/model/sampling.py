@@ -1,8 +1,10 @@
 """From a model head's logits to one token: temperature, constraints, top-p, draw.
 
 Pure functions on 1-D numpy arrays (float64 or float32 logits), called after
-every model step in the live path and offline, so they do a handful of numpy
-calls and allocate one or two small arrays per call.
+every model step in the live path and offline. `choose` and `sample`, four
+times per live event, are one compiled call (`kernels.draw`) after their
+arguments are checked; `probabilities` and the rest are plain numpy, and the
+tests hold the two to the same distribution.
 
 The steps, in the order `sample` and `probabilities` apply them:
 
@@ -43,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from improv.errors import ConfigError
+from improv.model import kernels
 from improv.model.constraints import polyphony_mask
 from improv.model.temperature import cc_from_temperature, real as _real, temperature_from_cc  # the knob: re-exported
 from improv.music.keys import MODES, format_key, parse_key, parse_range, pitch_mask, range_mask, scale_mask
@@ -75,9 +78,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-# ndarray.max() and friends go through a Python wrapper: the ufuncs' own reductions are cheaper,
-# which counts four times per live event.
-_max, _min, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
+_max = np.maximum.reduce  # ndarray.max() goes through a Python wrapper first
 
 # Below this temperature (z - max) / T may overflow to -inf; the result is
 # right but numpy would warn, so that rare case runs under np.errstate.
@@ -110,13 +111,15 @@ def _as_logits(logits: npt.ArrayLike) -> FloatArray:
     z = np.asarray(logits, dtype=np.float64)  # no copy for float64 input
     if z.ndim != 1 or z.size == 0:
         raise ValueError(f"logits must be a non-empty 1-D array, got shape {z.shape}")
-    return z
+    return z if z.flags.c_contiguous else z.copy()  # one layout: the compiled draw never compiles again
 
 
 def _as_mask(mask: npt.ArrayLike, size: int) -> BoolArray:
     m = np.asarray(mask, dtype=np.bool_)
     if m.shape != (size,):
         raise ValueError(f"mask must have shape ({size},) like the logits, got {m.shape}")
+    if not m.flags.c_contiguous:
+        m = m.copy()
     return m
 
 
@@ -225,13 +228,13 @@ def surprisal(probs: npt.ArrayLike, token: int) -> float:
 # -- drawing -----------------------------------------------------------------
 
 
-def _search(cumulative: FloatArray, rng: np.random.Generator) -> int:
-    """Inverse-CDF draw from running sums of non-negative weights, one `rng.random()` each."""
+def _search(cumulative: FloatArray, u: float) -> int:
+    """Inverse-CDF draw from running sums of non-negative weights, with `u` uniform in [0, 1)."""
     total = cumulative[-1]
     if not 0.0 < total < math.inf:
         raise ValueError(f"probabilities must be non-negative with a finite positive sum, got sum {total}")
     # side="right" skips zero-weight entries sitting on a boundary.
-    i = int(cumulative.searchsorted(rng.random() * total, side="right"))
+    i = int(cumulative.searchsorted(u * total, side="right"))
     if i >= cumulative.size:  # u * total rounded up to total: take the last non-zero entry
         i = int(cumulative.searchsorted(total))
     return i
@@ -247,7 +250,7 @@ def draw(probs: npt.ArrayLike, rng: np.random.Generator) -> int:
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 1 or p.size == 0:
         raise ValueError(f"probabilities must be a non-empty 1-D array, got shape {p.shape}")
-    return _search(np.add.accumulate(p), rng)
+    return _search(np.add.accumulate(p), rng.random())
 
 
 def sample(
@@ -262,50 +265,13 @@ def sample(
     Skips the normalization, so it can differ from `draw(probabilities(...))`
     only when the uniform lands within rounding error of a boundary.
     """
-    z, t, p, m = _arguments(logits, temperature, top_p, mask)
-    return _draw_shifted(z, _shift(z), t, rng, p, m)
-
-
-def _arguments(
-    logits: npt.ArrayLike, temperature: float, top_p: float | None, mask: npt.ArrayLike | None
-) -> tuple[FloatArray, float, float | None, BoolArray | None]:
-    """`sample`'s and `choose`'s arguments, checked: logits, temperature, top-p, mask."""
-    t = positive_temperature(temperature)
-    p = None if top_p is None else check_top_p(top_p)
-    z = _as_logits(logits)
-    return z, t, p, None if mask is None else _as_mask(mask, z.size)
+    return choose(logits, temperature, rng, top_p, mask)[0]
 
 
 # Below this sum, masked weights scaled against the overall maximum may have lost allowed entries
-# to underflow: `_draw_shifted` then rescales against the allowed maximum.
+# to underflow: `choose` then rescales against the allowed maximum (`_weights`).
 _UNDERFLOW = 1e-200
-
-
-def _draw_shifted(
-    z: FloatArray, shifted: FloatArray, t: float, rng: np.random.Generator, top_p: float | None,
-    mask: BoolArray | None, e: FloatArray | None = None,
-) -> int:
-    """`sample`'s draw from `shifted` = z - max z (and `e` = exp(shifted), if the caller has it).
-
-    The weights are exp(shifted / t) times the mask: a few numpy calls, since this runs four times
-    per live event. Where that leaves (next to) nothing, the allowed maximum sets the scale instead
-    (`_weights`, which also falls back to the unmasked logits when the mask allows nothing finite).
-    """
-    if t == 1.0 and e is not None:
-        w = e if mask is None else e * mask
-    else:
-        w = _over(shifted, t)
-        np.exp(w, out=w)
-        if mask is not None:
-            w *= mask
-    if top_p is not None and top_p < 1.0:
-        w = w.copy() if w is e else w
-        _keep_nucleus(w, top_p)
-    cumulative = np.add.accumulate(w) if w is e else np.add.accumulate(w, out=w)
-    if mask is not None and not cumulative[-1] > _UNDERFLOW:
-        w = _weights(z, t, top_p, mask)
-        cumulative = np.add.accumulate(w, out=w)
-    return _search(cumulative, rng)
+_NO_MASK = np.ones(1, dtype=np.bool_)
 
 
 def choose(
@@ -318,19 +284,22 @@ def choose(
     """One head's draw for the rolling seed: the token `sample` gives, its NLL and the head's entropy.
 
     NLL and entropy are of the model's own distribution (T = 1, no mask, no top-p), in nats: how
-    surprising the choice was to the model, whatever the knob says.
+    surprising the choice was to the model, whatever the knob says. The arithmetic is one compiled
+    call (`kernels.draw`: it runs four times per live event); where a mask leaves (next to)
+    nothing, `_weights` redoes the draw with the same uniform number.
     """
-    z, t, p, m = _arguments(logits, temperature, top_p, mask)
-    shifted = _shift(z)
-    e = np.exp(shifted)
-    token = _draw_shifted(z, shifted, t, rng, p, m, e)
-    total = float(_sum(e))
-    log_total = math.log(total)
-    if _min(shifted) > -math.inf:
-        spread = float(np.dot(e, shifted))
-    else:  # 0 log 0 = 0 where a logit is -inf
-        spread = float(np.dot(e, np.where(e > 0.0, shifted, 0.0)))
-    return token, log_total - float(shifted[token]), log_total - spread / total
+    t = positive_temperature(temperature)
+    p = 1.0 if top_p is None else check_top_p(top_p)
+    z = _as_logits(logits)
+    m = _NO_MASK if mask is None else _as_mask(mask, z.size)
+    u = rng.random()
+    token, top, log_total, entropy = kernels.draw(z, t, u, m, mask is not None, p, _UNDERFLOW)
+    if token == -2:  # NaN anywhere, +inf, or all -inf
+        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+    if token == -1:
+        w = _weights(z, t, top_p, m)
+        token = _search(np.add.accumulate(w, out=w), u)
+    return int(token), log_total - float(z[token] - top), entropy
 
 
 @dataclass(frozen=True, slots=True)
