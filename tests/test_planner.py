@@ -24,6 +24,7 @@ from improv.live.rules import (
     onset_size,
     pace_rule,
     quote_rule,
+    repeat_rule,
     register_rule,
     time_scale,
 )
@@ -104,6 +105,30 @@ def test_quote_rule_bars_the_note_that_would_make_a_literal_quote_too_long() -> 
     assert quote_rule(call, [66, 70, 68, 66], 5) is None  # transposed: that is development, not a quote
     assert quote_rule([60, 62, 60, 62, 64], [60, 62], 3) == frozenset(range(128)) - {60, 64}  # every occurrence
     assert quote_rule(call, [65, 69, 67, 65], 0) is None
+
+
+def test_repeat_rule_bars_the_note_that_would_loop_a_figure_of_the_answer_once_too_often() -> None:
+    line = [60, 65, 67, 69, 70, 65, 67, 69, 70, 64, 65, 67, 69]
+    assert repeat_rule(line, 4, 2) == frozenset(range(128)) - {70}  # 65 67 69 70 a third time
+    assert repeat_rule(line, 4, 3) is None  # three times allowed
+    assert repeat_rule(line[:8], 4, 2) is None  # the second time: a riff may return once
+    assert repeat_rule([62, 64, 62, 64, 62, 64], 2, 2) == frozenset(range(128)) - {62}  # each figure counted
+    assert repeat_rule([67, 69, 71, 72, 67, 69, 71], 4, 1) == frozenset(range(128)) - {72}
+    assert repeat_rule(line, 4, 0) is None and repeat_rule(line[:2], 4, 2) is None
+
+
+def test_the_plan_does_not_loop_its_own_figure() -> None:
+    """A musician heard an answer play its own rising figure three times over at the same pitch: the
+    third time the plan bars the note that would complete it, unless the knob is down (repeat)."""
+    call = call_of([62, 65, 69, 67, 65, 64, 62])
+    plan, free = plan_of(call, motif=0.0, repeat=2), plan_of(call, motif=0.0, repeat=0)
+    for pitch in (65, 67, 69, 70, 65, 67, 69, 70, 64, 65, 67, 69):
+        plan.played(pitch, 1)
+        free.played(pitch, 1)
+    pitches = plan.constraints(Constraints(21, 108)).pitches
+    assert pitches and 70 not in pitches
+    assert 70 in plan.constraints(Constraints(21, 108), temperature=0.3).pitches
+    assert 70 in free.constraints(Constraints(21, 108)).pitches
 
 
 def test_texture_rules_size_the_onsets_and_place_chord_tones_and_bass() -> None:

@@ -78,6 +78,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plan-quote", type=int, metavar="N", default=None,
                    help="notes of your call an answer may repeat in a row at the same pitch; after that its "
                         "motifs come back transposed or inverted (default 4; 0: any number)")
+    p.add_argument("--plan-repeat", type=int, metavar="N", default=None,
+                   help="times an answer may play a figure of its own (4 notes) at the same pitch; a third time "
+                        "it comes back transposed or changed (default 2; 0: any number)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",

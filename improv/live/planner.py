@@ -26,6 +26,7 @@ from improv.live.rules import (
     motif_rule,
     onset_size,
     quote_rule,
+    repeat_rule,
     pace_rule,
     register_rule,
     time_scale,
@@ -34,6 +35,7 @@ from improv.model.constraints import Constraints
 from improv.music.keys import format_key
 
 QUOTE_FREE_T = 0.5  # below this temperature the knob says "repeat": answers may quote the call as played
+FIGURE_NOTES = 4  # the length of a figure `repeat_rule` counts
 REFERENCE_STEP_S = 0.25  # the model's typical step (as timing.REFERENCE_STEP_S): scaled onto the call's pulse
 
 
@@ -50,9 +52,11 @@ class PlanSettings:
     motif: float = 1.0  # share of the answer's melody notes that continue the call's interval pairs
     key: float = 1.0  # share of answer notes in the call's scale
     quote: int = 4  # notes of the call an answer's melody may repeat in a row at the same pitch (0: any number)
+    repeat: int = 2  # times an answer may play a figure of its own (4 melody notes) at the same pitch (0: any number)
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("register", 0, 24), ("leap", 0, 12), ("span", 0, 48), ("chord", 0, 8), ("quote", 0, 64)):
+        for name, lo, hi in (("register", 0, 24), ("leap", 0, 12), ("span", 0, 48), ("chord", 0, 8), ("quote", 0, 64),
+                              ("repeat", 0, 16)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"plan-{name} must be a whole number {lo}-{hi}, got {value!r}")
@@ -170,7 +174,7 @@ class Plan:
 
     def constraints(self, base: Constraints, temperature: float = 1.0) -> PlannedConstraints:
         """`base` (range, a locked key, polyphony) narrowed to what the plan asks of the next note; at a
-        temperature under `QUOTE_FREE_T` the answer may quote the call as played (low repeats)."""
+        temperature under `QUOTE_FREE_T` the answer may quote the call, and itself, as played (low repeats)."""
         role, chord_tone, index = self.next_note(base.max_polyphony)
         allowed = frozenset(range(base.pitch_lo, base.pitch_hi + 1))
         pitches = narrow(allowed, self.pitch_rules(role, index, quote=temperature >= QUOTE_FREE_T))
@@ -190,6 +194,8 @@ class Plan:
                 rules.append(first_note_rule(call.onsets[-1], s.leap, line[-1]))
             if s.quote and quote:  # before the motif rule: a motif continues transposed or inverted, not as played
                 rules.append(quote_rule(line, tops, s.quote + 1))
+            if s.repeat and quote:  # the answer's own figures, likewise
+                rules.append(repeat_rule(tops, FIGURE_NOTES, s.repeat))
             if motif_due(index, s.motif):
                 rules.append(motif_rule(line, line[-2:] + tops))
         elif role == "inner":

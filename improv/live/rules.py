@@ -83,6 +83,21 @@ def quote_rule(call_line: Sequence[int], answer_line: Sequence[int], run: int) -
     return frozenset(range(128)) - quoted if quoted else None
 
 
+def repeat_rule(line: Sequence[int], figure: int, times: int) -> frozenset[int] | None:
+    """Variety: not a pitch that would play a figure of the answer's own (its last `figure` melody notes,
+    at the same pitch) more than `times` times. A figure may return, as a riff does; a third time in one
+    answer it comes back transposed or changed, not as a loop."""
+    if times < 1 or figure < 2 or len(line) < figure - 1:
+        return None
+    tail = list(line[len(line) - figure + 1 :])
+    counts: dict[int, int] = {}
+    for i in range(len(line) - figure + 1):
+        if list(line[i : i + figure - 1]) == tail:
+            counts[line[i + figure - 1]] = counts.get(line[i + figure - 1], 0) + 1
+    barred = {pitch for pitch, n in counts.items() if n >= times}
+    return frozenset(range(128)) - barred if barred else None
+
+
 def motif_due(onset_index: int, share: float) -> bool:
     """Whether the motif rule steers the melody note of answer onset `onset_index`: `share` of them, evenly."""
     return math.floor((onset_index + 1) * share) > math.floor(onset_index * share)
