@@ -6,7 +6,7 @@ LSTM of a few hundred units and four small heads) an event's cost was per-operat
 not arithmetic: TorchScript's is several times numpy's, and numpy's was still most of the event.
 This class lays the weights out once (torch's gate order, the first layer's input products as
 precomputed table rows, the rhythm heads' first layers stacked); the arithmetic of an event is
-five compiled calls into `kernels`. Same maths as `step_model.StepModel` (which the file carries
+six compiled calls into `kernels`. Same maths as `step_model.StepModel` (which the file carries
 for plain torch), to float rounding; `tests/test_model.py` compares the two.
 
 State is one float32 array (2, layers, hidden + rhythm_hidden + 1), laid out as
