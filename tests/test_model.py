@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,39 @@ def test_heads_are_all_categorical(small_model: tuple[ImprovNet, Path]) -> None:
     assert set(out) == set(HEADS)
     bins = net.config.binning
     assert [out[h].shape[-1] for h in HEADS] == [bins.n_step, 128, bins.n_duration, bins.n_velocity]
+
+
+def test_a_file_played_again_comes_from_the_cache_without_torch(small_model: tuple[ImprovNet, Path], tmp_path: Path) -> None:
+    """The first load rebuilds the weights with torch and caches them; a later process plays the same
+    file with numpy only (torch is ~200 MB and a second of start-up), and steps exactly alike."""
+    _, path = small_model
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = (
+        "import sys, json, numpy as np;"
+        "from improv.model.model_file import load;"
+        "import improv.live.session, improv.cli.play, improv.tui.app;"  # all a playing process imports
+        "m = load(sys.argv[1]); s = m.step.feed(m.step.initial_state(), 60, 3, 4, 5);"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'pitch': m.step.pitch_logits(s, 3).tolist()}))"
+    )
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                      check=True, env=env).stdout) for _ in range(2)]
+    assert runs[0]["torch"] and not runs[1]["torch"]
+    assert runs[0]["pitch"] == runs[1]["pitch"]
+    assert len(list((tmp_path / "cache" / "improv" / "models").glob("*.npz"))) == 1
+
+
+def test_a_broken_or_unwritable_cache_only_costs_time(small_model: tuple[ImprovNet, Path], tmp_path: Path) -> None:
+    _, path = small_model
+    cache = tmp_path / "cache"
+    reference = load(path, cache_dir=cache)
+    (entry,) = cache.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])  # cut short, as by a full disk
+    again = load(path, cache_dir=cache)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    unwritable = load(path, cache_dir=blocked / "models")
+    state = reference.step.feed(reference.step.initial_state(), 60, 3, 4, 5)
+    for model in (again, unwritable):
+        np.testing.assert_array_equal(model.step.step_logits(state), reference.step.step_logits(state))
+    assert entry.stat().st_size > 200  # rewritten whole
+    assert load(path, cache_dir=cache).module.format == "improv-lstm"  # the TorchScript module, on demand

@@ -63,7 +63,7 @@ from improv.live.settings import SYNC_MODES, EngineSettings
 from improv.live.sync import choose_timing
 from improv.live.timing import LATE_NOTE_S, REFERENCE_STEP_S, TEMPO_RANGE, Grid
 from improv.midi.status import NOTE_OFF, NOTE_ON
-from improv.model.network import LoadedModel
+from improv.model.model_file import LoadedModel
 from improv.model.rolling_seed import Constraints, Improviser
 from improv.model.style import StyleMemory, check_follow
 from improv.model.temperature import check_temperature, nudge_temperature

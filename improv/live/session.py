@@ -144,14 +144,8 @@ class LiveSession:
     """
 
     def __init__(self, args: argparse.Namespace, *, ports_optional: bool = False) -> None:
-        import torch
-
         from improv.model.shipped import resolve_model
 
-        # One event is a few hundred small ops: intra-op threads only wake, spin and take CPU from
-        # JACK. Measured over JACK (3 phrases x 2 runs): reply latency 4.2 -> 3.4 ms, model
-        # 1.9 -> 1.6 ms per note with one thread instead of two.
-        torch.set_num_threads(1)
         self.config_path = args.config
         self.config = config_mod.load_config(args.config)
         settings = settings_from(args, self.config)

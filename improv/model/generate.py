@@ -8,7 +8,7 @@ import numpy as np
 
 from improv.music.events import Note, notes_to_events, quantize_time
 from improv.model.rolling_seed import Constraints, Improviser
-from improv.model.network import LoadedModel
+from improv.model.model_file import LoadedModel
 
 
 def continue_notes(

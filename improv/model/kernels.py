@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from improv.model.lstm import INTERVAL_RANGE, N_INTERVAL_IN
+from improv.model.model_config import INTERVAL_RANGE, N_INTERVAL_IN
 from improv.music.encoding import START_PITCH
 
 _FAST = {"reassoc", "contract"}

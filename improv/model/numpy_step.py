@@ -17,12 +17,13 @@ opaque and immutable: `feed` returns a new one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from improv.model import kernels
-from improv.model.lstm import ImprovNet
+from improv.model.model_config import ModelConfig
 from improv.music.encoding import N_PITCH, START_PITCH
 
 Array = npt.NDArray[np.float32]
@@ -67,9 +68,8 @@ class _Head:
 class NumpyStep:
     """Feed an event, read each head's logits: `StepModel`'s interface on numpy arrays."""
 
-    def __init__(self, net: ImprovNet) -> None:
-        config = net.config
-        weights = {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in net.state_dict().items()}
+    def __init__(self, config: ModelConfig, weights: Mapping[str, Array]) -> None:
+        """`weights`: `ImprovNet`'s state dict as float32 arrays (no torch needed)."""
         self.n_pitch = N_PITCH
         self.start_pitch = START_PITCH
         self.layers = config.layers

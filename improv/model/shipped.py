@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from improv.errors import ModelFileError
-from improv.model.network import LoadedModel, load
+from improv.model.model_file import LoadedModel, load
 
 DEFAULT_MODEL_NAME = "improv-default.pt"
 

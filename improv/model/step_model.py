@@ -15,10 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from improv.model.lstm import INTERVAL_RANGE, N_INTERVAL_IN, ImprovNet
+from improv.model.model_config import FORMAT, FORMAT_VERSION
 from improv.music.encoding import N_PITCH, START_PITCH, Bins
-
-FORMAT = "improv-lstm"
-FORMAT_VERSION = 1
 
 
 class StepModel(nn.Module):
