@@ -182,3 +182,19 @@ def test_update_cost_is_small() -> None:
     print(f"\nobserve: order-6 model {absolute_us:.1f} us, absolute+interval mixture {mixture_us:.1f} us; "
           f"mixture distribution {distribution_us:.0f} us")
     assert model.tokens_seen == len(pitches)
+
+
+def test_distributions_follow_new_counts_between_queries() -> None:
+    """`seen_and_floor` keeps each context's arrays until the counts change: a query after more
+    tokens must give what a model that saw them all from the start gives."""
+    rng = np.random.default_rng(4)
+    tokens = [int(t) for t in rng.integers(0, 12, 400)]
+    live = MarkovModel(12, 3)
+    for i, token in enumerate(tokens):
+        live.observe(token)
+        if i % 37 == 0:
+            fresh = MarkovModel(12, 3)
+            fresh.observe_all(tokens[: i + 1])
+            for context in ([], tokens[max(0, i - 2) : i + 1], [token, token, token]):
+                live.distribution(context)  # a query between two observations
+                np.testing.assert_allclose(live.distribution(context), fresh.distribution(context), rtol=1e-12)

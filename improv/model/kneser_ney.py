@@ -31,6 +31,7 @@ BOS = -1  # padding before the first token of a sequence; never predicted
 
 # Discounts used while the counts-of-counts cannot estimate them (few tokens seen).
 _FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+_MAX_TERMS = 4096  # cached `_term`s: an answer asks for about a hundred; scoring a corpus, far more
 
 
 class MarkovModel:
@@ -47,6 +48,8 @@ class MarkovModel:
         self._tables: list[dict[tuple[int, ...], list]] = [{} for _ in range(order + 1)]
         # _counts_of_counts[k][r]: how many (context, token) pairs of order k have count r (r = 1..4)
         self._counts_of_counts = [[0] * 5 for _ in range(order + 1)]
+        self._terms: dict[tuple[int, ...], tuple[float, np.ndarray, np.ndarray]] = {}  # see `_term`
+        self._terms_at = -1
         self._context: tuple[int, ...] = (BOS,) * order
         self.tokens_seen = 0
         self._discounts: list[tuple[float, float, float]] = []
@@ -166,22 +169,38 @@ class MarkovModel:
         smoothing spreads uniformly (distribution = seen + floor / vocab). Replacing that uniform
         part by another model's prediction backs off to that model instead of to chance."""
         ctx = self._padded(context)
+        if self._terms_at != self.tokens_seen or len(self._terms) > _MAX_TERMS:  # new counts: all stale
+            self._terms.clear()
+            self._terms_at = self.tokens_seen
         seen = np.zeros(self.vocab)
         floor = 1.0
         for k in range(self.order + 1):
-            entry = self._tables[k].get(ctx[self.order - k :])
-            if entry is None:
-                break
-            total, n1, n2, n3, counts = entry
-            d = self.discounts(k)
-            gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
-            keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            discount = np.array((0.0,) + d)[np.minimum(values, 3).astype(np.int64)]
+            key = ctx[self.order - k :]
+            term = self._terms.get(key)
+            if term is None:
+                entry = self._tables[k].get(key)
+                if entry is None:
+                    break
+                term = self._terms[key] = self._term(k, entry)
+            gamma, keys, kept = term
             seen *= gamma
-            seen[keys] += (values - discount) / total
+            seen[keys] += kept
             floor *= gamma
         return seen, floor
+
+    def _term(self, k: int, entry: list) -> tuple[float, np.ndarray, np.ndarray]:
+        """One order's part of `seen_and_floor`: its back-off weight, tokens and discounted shares.
+
+        Kept until the counts change: while improv answers, the player is silent, and each answer
+        note asks again for the same contexts' terms, the empty context's holding every token heard.
+        """
+        total, n1, n2, n3, counts = entry
+        d = self.discounts(k)
+        gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
+        keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        discount = np.array((0.0,) + d)[np.minimum(values, 3).astype(np.int64)]
+        return gamma, keys, (values - discount) / total
 
     def probability(self, token: int, context: Sequence[int] | None = None) -> float:
         """P(token | context): the same number as `distribution(context)[token]`, faster."""
