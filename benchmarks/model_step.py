@@ -2,9 +2,9 @@
 
 Usage: python benchmarks/model_step.py [--model FILE] [--events N] [--notochord-venv DIR] [--json]
 
-Everything runs on one thread (torch and BLAS). "improv step+sample" is exactly what the live
-engine does per event: sample the next event head by head (step, pitch, duration, velocity:
-temperature, range, polyphony) and feed it to the LSTM. "Notochord feed+query" is the same
+Everything runs on one thread (torch, BLAS; improv's compiled kernels use one anyway). "improv
+step+sample" is exactly what the live engine does per event: sample the next event head by head
+(step, pitch, duration, velocity: temperature, range, polyphony) and feed it to the LSTMs. "Notochord feed+query" is the same
 work for Notochord 0.8.0 (`notochord.model.Notochord()` at its published sizes, untrained
 weights: the cost does not depend on them), run in a subprocess of its own virtual environment
 (it pins an older torch) and timed in rounds interleaved with improv's, so machine noise hits
