@@ -11,7 +11,7 @@ Plain loops over float32 arrays; `fastmath` allows only reassociation and fused 
 give NaN logits, which the sampler refuses loudly. The GIL is held throughout (no `nogil`): on
 the live engine's thread, letting it go would let the MIDI threads take it for a whole
 switch interval. `cache=True` keeps the compiled code beside this file (or in numba's user
-cache when that is read-only), so only the first run after an install compiles (about 5 s).
+cache when that is read-only), so only the first run after an install compiles (about 10 s on a 2-core machine).
 Indices are checked here (numba does not check bounds): a bad token raises IndexError, as numpy
 would, instead of reading past a table.
 """
