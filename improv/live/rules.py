@@ -72,14 +72,20 @@ def motif_rule(call_line: Sequence[int], line: Sequence[int]) -> frozenset[int] 
     return frozenset(line[-1] + m for m in moves if 0 <= line[-1] + m <= 127)
 
 
+def _followers(line: Sequence[int], tail: Sequence[int]) -> list[int]:
+    """The pitches that came right after `tail` in `line`, once per occurrence (an occurrence at the
+    very end has none)."""
+    n = len(tail)
+    return [line[i + n] for i in range(len(line) - n) if list(line[i : i + n]) == list(tail)]
+
+
 def quote_rule(call_line: Sequence[int], answer_line: Sequence[int], run: int) -> frozenset[int] | None:
     """Material, varied: not a pitch that would make the answer's last `run` melody notes a literal quote of
     the call (the same notes at the same pitch). The call's motifs come back transposed, inverted or
     shifted, as a musician develops them, not parroted; shorter echoes stay free."""
     if run < 2 or len(answer_line) < run - 1:
         return None
-    tail = list(answer_line[len(answer_line) - run + 1 :])
-    quoted = {call_line[i + run - 1] for i in range(len(call_line) - run + 1) if list(call_line[i : i + run - 1]) == tail}
+    quoted = set(_followers(call_line, answer_line[len(answer_line) - run + 1 :]))
     return frozenset(range(128)) - quoted if quoted else None
 
 
@@ -89,12 +95,8 @@ def repeat_rule(line: Sequence[int], figure: int, times: int) -> frozenset[int] 
     answer it comes back transposed or changed, not as a loop."""
     if times < 1 or figure < 2 or len(line) < figure - 1:
         return None
-    tail = list(line[len(line) - figure + 1 :])
-    counts: dict[int, int] = {}
-    for i in range(len(line) - figure + 1):
-        if list(line[i : i + figure - 1]) == tail:
-            counts[line[i + figure - 1]] = counts.get(line[i + figure - 1], 0) + 1
-    barred = {pitch for pitch, n in counts.items() if n >= times}
+    followers = _followers(line, line[len(line) - figure + 1 :])
+    barred = {pitch for pitch in followers if followers.count(pitch) >= times}
     return frozenset(range(128)) - barred if barred else None
 
 
