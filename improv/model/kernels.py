@@ -113,10 +113,10 @@ def feed(state, pitch, step, duration, velocity, table, kinds, offsets, w_hh, up
 
 
 @njit(cache=True)
-def firsts(state, hidden, mix_w, mix_b, pitch_w1, pitch_b1, rhythm_w1, rhythm_b1, pitch_out, rhythm_out):  # pragma: no cover
+def firsts(state, mix_w, mix_b, pitch_w1, pitch_b1, rhythm_w1, rhythm_b1, pitch_out, rhythm_out):  # pragma: no cover
     """The heads' first layers before GELU: pitch's on the main LSTM's output, the three
     rhythm heads' (stacked) on that plus the rhythm LSTM's, mixed."""
-    layers = state.shape[1]
+    layers, hidden = state.shape[1], pitch_w1.shape[1]
     top = state[0, layers - 1, :hidden]
     pitch_out[:] = pitch_b1
     _add_product(pitch_w1, top, pitch_out)

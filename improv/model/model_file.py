@@ -102,11 +102,7 @@ def load(path: str | Path, cache_dir: Path | None = None) -> LoadedModel:
     else:
         meta, weights = cached
     config = meta["config"]
-    try:
-        model_config = ModelConfig(**config)
-    except TypeError as error:
-        raise ModelFileError(f"{path}: model config not understood by this improv ({error}); update improv") from None
-    step = NumpyStep(model_config, weights)
+    step = NumpyStep(_model_config(config, path), weights)
     return LoadedModel(Bins.from_dict(config["bins"]), config, meta.get("summary", {}), path, step, module)
 
 
@@ -129,6 +125,13 @@ def _script(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: improv model format {meta.get('format_version')} is not supported (need {FORMAT_VERSION})")
     return module.eval(), meta
+
+
+def _model_config(config: dict, path: Path) -> ModelConfig:
+    try:
+        return ModelConfig(**config)
+    except TypeError as error:
+        raise ModelFileError(f"{path}: model config not understood by this improv ({error}); update improv") from None
 
 
 def _cache_dir() -> Path:
@@ -186,10 +189,7 @@ def _network(module: torch.jit.ScriptModule, config: dict, path: Path) -> Improv
     """A fresh `ImprovNet` (today's code) from a file's config and its scripted step's weights."""
     from improv.model.lstm import ImprovNet
 
-    try:
-        net = ImprovNet(ModelConfig(**config))
-    except TypeError as error:
-        raise ModelFileError(f"{path}: model config not understood by this improv ({error}); update improv") from None
+    net = ImprovNet(_model_config(config, path))
     state = {}
     for key, value in module.state_dict().items():
         if key.startswith("cells."):

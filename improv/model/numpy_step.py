@@ -149,7 +149,7 @@ class NumpyStep:
             return cached[1]
         pitch = np.empty_like(self._pitch_b1)
         rhythm = np.empty_like(self._rhythm_b1)
-        kernels.firsts(state, self.hidden, self._mix_w, self._mix_b, self._pitch_w1, self._pitch_b1,
+        kernels.firsts(state, self._mix_w, self._mix_b, self._pitch_w1, self._pitch_b1,
                        self._rhythm_w1, self._rhythm_b1, pitch, rhythm)
         step, duration, velocity = (rhythm[part] for part in self._rhythm_slices)
         firsts = (step, pitch, duration, velocity)
