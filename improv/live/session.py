@@ -26,6 +26,7 @@ from improv.controls import actions as controls_mod
 from improv.controls.control_map import ControlMap
 from improv.live.ableton_link import link_settings
 from improv.live.clock import parse_quantize
+from improv.live.notice import SLOW_START, SLOW_START_S, notice_if_slow
 from improv.live.planner import PlanSettings
 from improv.live.engine import (
     PLAYER_TAGS,
@@ -150,7 +151,6 @@ class LiveSession:
         self.config = config_mod.load_config(args.config)
         settings = settings_from(args, self.config)
         self.control_map = control_map_from(args, self.config)
-        model = resolve_model(args.model)
         self._closed = threading.Event()
         self._silenced = False
         self._lock = threading.Lock()
@@ -161,8 +161,9 @@ class LiveSession:
         self.problems: list[str] = []
         self.unsent = 0
         self.api = api_from(args)
+        with notice_if_slow(SLOW_START_S, SLOW_START):  # the engine compiles the step on its first event
+            self.engine = Engine(resolve_model(args.model), self._send, settings, self.control_map)
         self.output = self._open_port(lambda: open_output(args.out_port, self.api), "output", ports_optional)
-        self.engine = Engine(model, self._send, settings, self.control_map)
         try:
             self.input = self._open_port(lambda: open_input(args.in_port, self.api, self.engine.push), "input",
                                          ports_optional)
