@@ -13,15 +13,16 @@ import threading
 from collections.abc import Iterator
 from typing import TextIO
 
-SLOW_START_S = 1.5  # a start still busy after this says why (to stderr: the screen has not started yet)
-SLOW_START = ("improv: preparing the model: the first start after an install compiles its step (about 10 s), "
+SLOW_START_S = 1.5  # a start still busy after this says why (the screen has not started yet)
+SLOW_START = ("improv is preparing the model: the first start after an install compiles its step (about 10 s), "
               "and a model file played for the first time is read once with torch")
 
 
 @contextlib.contextmanager
 def notice_if_slow(after_s: float, message: str, stream: TextIO | None = None) -> Iterator[None]:
-    """Write `message` as a line (to stderr by default) if the block is still running after `after_s`."""
-    timer = threading.Timer(after_s, lambda: print(message, file=stream or sys.stderr, flush=True))
+    """Write `message` as a line if the block is still running after `after_s`; to stdout by default,
+    with what the session says while it runs: stderr keeps errors alone, one line each."""
+    timer = threading.Timer(after_s, lambda: print(message, file=stream or sys.stdout, flush=True))
     timer.daemon = True
     timer.start()
     try:
