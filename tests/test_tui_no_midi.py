@@ -88,8 +88,8 @@ def test_plain_improv_without_midi_plays_from_the_letters_in_tmux(tiny_model_fil
     term.tmux("-f", "/dev/null", "new-session", "-d", "-s", term.name, "-x", "80", "-y", "24", *settings,
               f"{shlex.join(command)}; echo EXITED $?; sleep 30")
     try:
-        screen = term.wait_for("piano on", 60)
-        assert "no MIDI ports" in screen and "out built-in synth" in screen
+        screen = term.wait_for("no MIDI ports", 60)  # the status line is painted last: wait for it, not the top
+        assert "out built-in synth" in screen and "piano on" in screen
         for key in "asdf":
             term.press(key)
             time.sleep(0.08)
