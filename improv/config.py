@@ -29,6 +29,7 @@ absent, the temperature knob is on CC 1 (the modulation wheel), any channel::
     plan_key = 1.0        # share of answer notes in your call's scale
     plan_quote = 4        # notes of your call an answer may repeat in a row at the same pitch (0: any number)
     plan_repeat = 2       # times an answer may play a figure of its own (4 notes) at the same pitch (0: any number)
+    plan_accent = 0.2     # 0-1: how much louder or softer than your call an answer note may be (0.2: 20 %)
     soundfont = ""        # --synth without a file uses this SoundFont ("": look in the usual places)
     link_tempo = 120.0    # --sync link: the tempo of a session improv starts (no peer there yet), 20-400 BPM
     link_quantum = 4      # --sync link: beats in the session's bar (--reply-on bar), 1-16
@@ -126,6 +127,7 @@ class Config:
     plan_key: float = 1.0
     plan_quote: int = 4
     plan_repeat: int = 2
+    plan_accent: float = 0.2
     soundfont: str = ""
     link_tempo: float = 120.0
     link_quantum: int = 4
@@ -179,7 +181,8 @@ class Config:
 
 _PLAN_INTS = (("plan_register", 0, 24), ("plan_leap", 0, 12), ("plan_span", 0, 48), ("plan_chord", 0, 8),
               ("plan_quote", 0, 64), ("plan_repeat", 0, 16))
-_PLAN_FLOATS = (("plan_pace", 1.0, 8.0), ("plan_length", 0.5, 4.0), ("plan_motif", 0.0, 1.0), ("plan_key", 0.0, 1.0))
+_PLAN_FLOATS = (("plan_pace", 1.0, 8.0), ("plan_length", 0.5, 4.0), ("plan_motif", 0.0, 1.0), ("plan_key", 0.0, 1.0),
+                ("plan_accent", 0.0, 1.0))
 
 
 def _check_plan(config: Config) -> None:

@@ -7,6 +7,7 @@ import statistics
 import pytest
 
 from improv.live.engine import CHORD_WINDOW_S, Engine, EngineSettings
+from improv.live.planner import PlanSettings
 from improv.model.network import load
 from improv.model.shipped import default_model_path
 from test_engine import Clock, Port, play, run_until
@@ -151,3 +152,32 @@ def test_answers_take_the_dynamic_shape_of_the_players_phrase(model) -> None:
         assert len(loudness) == len(shape) and max(loudness) - min(loudness) >= 30  # not one loudness throughout
         correlations.append(statistics.correlation(loudness, shape))
     assert statistics.median(correlations) > 0.7  # measured 0.93
+
+
+def steady_call_velocities(model, accent: float, seeds: int = 8) -> list[list[int]]:
+    """Each answer's velocities (in order) to a line played at a steady 90."""
+    line = [(i * 0.25, 0.22, p, 90) for i, p in enumerate([62, 65, 69, 67, 65, 64, 62, 60])]
+    answers = []
+    for seed in range(seeds):
+        clock = Clock()
+        port = Port(clock)
+        settings = EngineSettings(gap_s=0.3, reply_notes=16, random_seed=seed, plan=PlanSettings(accent=accent))
+        engine = Engine(model, port.send, settings, clock=clock)
+        play(engine, clock, line)
+        run_until(engine, clock, clock.now + 12.0, step=0.002)
+        answers.append([d[2] for _, d in port.sent if d[0] & 0xF0 == 0x90 and d[2] > 0])
+    return answers
+
+
+def test_a_steady_call_is_answered_near_its_loudness(model) -> None:
+    """A musician heard a call at a steady 90 answered at 120 and, two beats later, 45: the model's
+    velocity head jumps between the few levels of its scores. The plan keeps its accents within 20 %,
+    moving by at most 10 % from note to note."""
+    held = steady_call_velocities(model, 0.2)
+    assert all(len(v) >= 8 for v in held)
+    assert all(72 <= v <= 108 for answer in held for v in answer)
+    assert max(abs(a - b) for answer in held for a, b in zip(answer, answer[1:])) <= 10
+    assert statistics.median(max(a) - min(a) for a in held) >= 8  # still phrased, not one loudness (measured 17)
+    free = steady_call_velocities(model, 1.0)  # the same calls, the model's accents (nearly) whole
+    assert max(max(a) - min(a) for a in free) > 36  # wider than 72-108 (measured 59): the rule is what holds them
+    assert max(abs(a - b) for answer in free for a, b in zip(answer, answer[1:])) > 10

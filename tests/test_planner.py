@@ -14,6 +14,7 @@ from improv.live.call import CallNote, describe_call, hands_split, scale_of
 from improv.live.engine import AnswerPlanned, Engine, EngineSettings
 from improv.live.planner import Plan, PlannedConstraints, PlanSettings, narrow
 from improv.live.rules import (
+    accent_rule,
     answer_length,
     bass_rule,
     below_rule,
@@ -115,6 +116,17 @@ def test_repeat_rule_bars_the_note_that_would_loop_a_figure_of_the_answer_once_t
     assert repeat_rule([62, 64, 62, 64, 62, 64], 2, 2) == frozenset(range(128)) - {62}  # each figure counted
     assert repeat_rule([67, 69, 71, 72, 67, 69, 71], 4, 1) == frozenset(range(128)) - {72}
     assert repeat_rule(line, 4, 0) is None and repeat_rule(line[:2], 4, 2) is None
+
+
+def test_accent_rule_keeps_the_models_accent_within_a_share_and_moving_smoothly() -> None:
+    assert accent_rule(120, 80, None, 0.2) == pytest.approx(1.2)  # 1.5 x the model's mean: held to +20 %
+    assert accent_rule(40, 80, None, 0.2) == pytest.approx(0.8)
+    assert accent_rule(88, 80, None, 0.2) == pytest.approx(1.1)  # a small accent passes as the model has it
+    assert accent_rule(40, 80, 1.2, 0.2) == pytest.approx(1.1)  # from +20 %: at most half the share per note
+    assert accent_rule(120, 80, 0.85, 0.2) == pytest.approx(0.95)
+    assert accent_rule(120, 80, 0.9, None) == pytest.approx(1.5)  # no limit: the model's accent whole
+    assert accent_rule(120, 80, 1.0, 0.0) == pytest.approx(1.0)  # 0: the call's dynamics exactly
+    assert accent_rule(70, 0, None, 0.2) == pytest.approx(1.0)  # no mean yet: no accent
 
 
 def test_the_plan_does_not_loop_its_own_figure() -> None:
@@ -311,3 +323,19 @@ def test_two_hands_are_answered_with_a_bass_and_a_melody(tiny_model) -> None:
         groups = onset_groups(ons)
         assert any(len(g) == 2 for g in groups)
         assert all(min(g) < 72 and max(g) >= 62 for g in groups if len(g) == 2)  # the bass under the melody
+
+
+def test_the_plans_margins_come_from_the_flags_over_the_config_file() -> None:
+    from improv.cli import build_parser
+    from improv.config import ConfigError, parse_config
+    from improv.live.session import plan_settings_from
+
+    config = parse_config("[engine]\nplan_accent = 0.3\nplan_repeat = 3\n")
+    parse = build_parser().parse_args
+    assert plan_settings_from(parse([]), config) == PlanSettings(accent=0.3, repeat=3)
+    assert plan_settings_from(parse(["--plan-accent", "0.5"]), config).accent == 0.5
+    assert plan_settings_from(parse(["--no-plan"]), config) is None
+    with pytest.raises(ValueError, match="plan-accent must be a number 0-1, got 1.5"):
+        plan_settings_from(parse(["--plan-accent", "1.5"]), config)
+    with pytest.raises(ConfigError, match="plan_accent must be a number 0-1, got 'loud'"):
+        parse_config("[engine]\nplan_accent = 'loud'\n")

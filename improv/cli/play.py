@@ -81,6 +81,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plan-repeat", type=int, metavar="N", default=None,
                    help="times an answer may play a figure of its own (4 notes) at the same pitch; a third time "
                         "it comes back transposed or changed (default 2; 0: any number)")
+    p.add_argument("--plan-accent", type=float, metavar="X", default=None,
+                   help="0-1: how much louder or softer than your call, at that point of it, an answer note may "
+                        "be (default 0.2: 20 %%)")
     g.add_argument("--follow", type=float, metavar="W", default=0.0,
                    help="0-1: how much answers follow what you have played this session (default 0: the model only)")
     g.add_argument("--sync", choices=SYNC_MODES, default="off",

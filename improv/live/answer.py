@@ -24,7 +24,7 @@ from improv.live.output import Output, Sent
 from improv.live.player import Player
 from improv.live.planner import Plan
 from improv.live.protocol import AnswerPlanned, Message, NotePlayed, ReplyDone
-from improv.live.rules import snap_to_pulse
+from improv.live.rules import accent_rule, snap_to_pulse
 from improv.live.settings import EngineSettings
 from improv.live.timing import LATE_NOTE_S, FreeTime
 from improv.model import sampling
@@ -93,6 +93,7 @@ class Reply:
     held: tuple[Any, float] | None = None  # on a grid: a sampled note waiting for its grid point
     undo: _Undo | None = None  # begun before its gap ended, and that gap has not ended yet
     onsets: int = 0  # distinct onsets scheduled so far: where the answer is in the player's dynamic shape
+    accent: float | None = None  # the last note's accent, a factor on the player's loudness (`accent_rule`)
 
 
 class Answer:
@@ -381,12 +382,13 @@ class Answer:
         self._model_velocity += 0.3 * (event.velocity - self._model_velocity)
         if reply.cursor is None or onset > reply.cursor:
             reply.onsets += 1
-        # The model's velocities barely vary (its training files mostly do not): an answer at one
-        # loudness sounds mechanical. So it takes the dynamic shape of the player's last phrase,
-        # onset by onset (cycled), with the model's accents on top.
+        # An answer takes the dynamic shape of the player's last phrase, onset by onset (cycled), with
+        # the model's accents on top, within the plan's share of it.
         dynamics = self.player.dynamics
         loudness = dynamics[(reply.onsets - 1) % len(dynamics)] if dynamics else self.player.velocity
-        velocity = int(min(max(round(event.velocity * loudness / self._model_velocity), lo), hi))
+        share = self.settings.plan.accent if self.settings.plan is not None else None
+        reply.accent = accent_rule(event.velocity, self._model_velocity, reply.accent, share)
+        velocity = int(min(max(round(loudness * reply.accent), lo), hi))
         self.output.note(onset, duration, event.pitch, velocity, self.settings.out_channel, REPLY_TAG)
         reply.cursor = onset
         self.player.last_onset = onset

@@ -53,6 +53,7 @@ class PlanSettings:
     key: float = 1.0  # share of answer notes in the call's scale
     quote: int = 4  # notes of the call an answer's melody may repeat in a row at the same pitch (0: any number)
     repeat: int = 2  # times an answer may play a figure of its own (4 melody notes) at the same pitch (0: any number)
+    accent: float = 0.2  # share of the call's loudness an answer note may be louder or softer than it
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("register", 0, 24), ("leap", 0, 12), ("span", 0, 48), ("chord", 0, 8), ("quote", 0, 64),
@@ -60,7 +61,8 @@ class PlanSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"plan-{name} must be a whole number {lo}-{hi}, got {value!r}")
-        for name, lo, hi in (("pace", 1.0, 8.0), ("length", 0.5, 4.0), ("motif", 0.0, 1.0), ("key", 0.0, 1.0)):
+        for name, lo, hi in (("pace", 1.0, 8.0), ("length", 0.5, 4.0), ("motif", 0.0, 1.0), ("key", 0.0, 1.0),
+                             ("accent", 0.0, 1.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
                 raise ValueError(f"plan-{name} must be a number {lo:g}-{hi:g}, got {value!r}")

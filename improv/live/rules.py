@@ -3,7 +3,8 @@
 Each returns what the next note may be: a set of pitches, a set of step bins or a number. The
 planner intersects them in priority order and skips a rule that would leave nothing, so a rule
 never silences the answer. A new rule is one more function here and one more line in
-`planner.Plan.allowed_pitches` (or `allowed_steps`).
+`planner.Plan.pitch_rules` (or `Plan.constraints` for steps); `accent_rule` is applied where
+`answer.py` schedules a note.
 """
 
 from __future__ import annotations
@@ -142,6 +143,22 @@ def pace_rule(step_s: Sequence[float], reference_s: float, pace: float, so_far: 
     if allowed:
         return allowed
     return frozenset({min(range(1, len(step_s)), key=lambda i: abs(math.log(step_s[i] / reference_s)))})
+
+
+def accent_rule(model_velocity: float, model_mean: float, previous: float | None, accent: float | None) -> float:
+    """Dynamics: the model's accent, a factor on the call's loudness at this onset (its velocity over its
+    own running mean), at most `accent` either way and moving by at most half that from the answer's
+    previous note, as a player's touch moves (None: the model's accent as sampled).
+
+    The velocity head learned scores' few dynamic levels: unbounded, a steady call at 90 was answered
+    120 and then 45 within two beats."""
+    ratio = model_velocity / model_mean if model_mean > 0 else 1.0
+    if accent is None:
+        return ratio
+    lo, hi = 1.0 - accent, 1.0 + accent
+    if previous is not None:
+        lo, hi = max(lo, previous - accent / 2), min(hi, previous + accent / 2)
+    return min(max(ratio, lo), hi)
 
 
 def answer_length(call_notes: int, reply_notes: int, share: float) -> int:

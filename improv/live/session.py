@@ -117,7 +117,7 @@ def plan_settings_from(args: argparse.Namespace, config: config_mod.Config) -> P
     if not (args.plan if getattr(args, "plan", None) is not None else config.plan):
         return None
     values = {}
-    for name in ("register", "leap", "span", "pace", "chord", "length", "motif", "key", "quote", "repeat"):
+    for name in ("register", "leap", "span", "pace", "chord", "length", "motif", "key", "quote", "repeat", "accent"):
         given = getattr(args, f"plan_{name}", None)
         values[name] = given if given is not None else getattr(config, f"plan_{name}")
     return PlanSettings(**values)
