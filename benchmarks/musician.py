@@ -15,7 +15,9 @@ listening to its output from another. Per call (medians over `--repeat` takes, a
 - motif echo: share of the call's consecutive interval pairs (of its top line: the highest pitch per
   onset) found again in the answer's top line, transposed anywhere (as played, not inverted);
 - largest chord: most notes the answer strikes at one onset; notes answered;
-- latency: the answer's first note-on after the call's last note-off, minus the gap (ms).
+- latency: the answer's first note-on after the call's last note-off, minus the gap (ms);
+- dynamics: the calls are played at a steady velocity 90; "vel off" is the answer's velocity farthest
+  from it, "vel jump" the largest change from one answer note to the next.
 """
 
 from __future__ import annotations
@@ -102,7 +104,11 @@ def pairs(top: list[int]) -> list[tuple[int, int]]:
     return list(zip(steps, steps[1:]))
 
 
-def measure(spec: CallSpec, answer: list[tuple[float, int]], call_end: float, gap_s: float) -> dict:
+CALL_VELOCITY = 90
+
+
+def measure(spec: CallSpec, answer: list[tuple[float, int]], call_end: float, gap_s: float,
+            velocities: list[int]) -> dict:
     call = onsets([(t, p) for t, _, p in spec.notes])
     heard = onsets(answer)
     pitches = [p for _, p in answer]
@@ -123,6 +129,8 @@ def measure(spec: CallSpec, answer: list[tuple[float, int]], call_end: float, ga
         "notes": len(answer),
         "call_notes": len(spec.notes),
         "latency_ms": (answer[0][0] - call_end - gap_s) * 1000,
+        "vel_off": max(abs(v - CALL_VELOCITY) for v in velocities),
+        "vel_jump": max((abs(b - a) for a, b in zip(velocities, velocities[1:])), default=0),
     }
 
 
@@ -134,7 +142,7 @@ def play_call(keys, spec: CallSpec) -> float:
     for t, on, pitch in messages:
         while (wait := start + t - time.monotonic()) > 0:
             time.sleep(min(wait, 0.002) if wait < 0.01 else wait - 0.005)
-        keys.send(0x90 if on else 0x80, pitch, 90 if on else 0)
+        keys.send(0x90 if on else 0x80, pitch, CALL_VELOCITY if on else 0)
         last = time.monotonic()
     return last
 
@@ -151,11 +159,13 @@ def run(args: argparse.Namespace) -> list[dict]:
                     call_end = play_call(keys, spec)
                     improv.wait_line(r"^reply ", 60)
                     time.sleep(0.3)
-                    answer = [(m.time_s, m.data[1]) for m in note_ons(recorder.messages) if m.time_s > call_end]
+                    heard = [m for m in note_ons(recorder.messages) if m.time_s > call_end]
+                    answer = [(m.time_s, m.data[1]) for m in heard]
                     if not answer:
                         results.append({"call": spec.name, "take": take, "notes": 0})
                         continue
-                    results.append({"call": spec.name, "take": take, **measure(spec, answer, call_end, args.gap / 1000)})
+                    results.append({"call": spec.name, "take": take, **measure(spec, answer, call_end, args.gap / 1000,
+                                                                              [m.data[2] for m in heard])})
                     time.sleep(0.5)
     return results
 
@@ -163,10 +173,10 @@ def run(args: argparse.Namespace) -> list[dict]:
 COLUMNS = (("key_fit", "key fit", ".2f"), ("register", "register", "+.1f"), ("span", "span", ".0f"),
            ("call_span", "(call)", ".0f"), ("tempo", "tempo", ".2f"), ("leap", "1st leap", ".0f"),
            ("echo", "echo", ".2f"), ("chord", "chord", ".0f"), ("notes", "notes", ".0f"),
-           ("latency_ms", "lat ms", ".1f"))
+           ("latency_ms", "lat ms", ".1f"), ("vel_off", "vel off", ".0f"), ("vel_jump", "vel jump", ".0f"))
 WORST = {"key_fit": min, "register": lambda v: max(v, key=abs), "span": max, "call_span": max,
          "tempo": lambda v: max(v, key=lambda x: abs(__import__("math").log(x))), "leap": max, "echo": min,
-         "chord": max, "notes": min, "latency_ms": max}
+         "chord": max, "notes": min, "latency_ms": max, "vel_off": max, "vel_jump": max}
 
 
 def table(results: list[dict]) -> str:
@@ -178,14 +188,18 @@ def table(results: list[dict]) -> str:
         for label, pick in (("median", statistics.median), ("worst", None)):
             cells = []
             for key, _, fmt in COLUMNS:
-                values = [t[key] for t in takes]
+                values = [t[key] for t in takes if key in t]  # runs saved before a column was added lack it
+                if not values:
+                    cells.append(f"{'-':>10}")
+                    continue
                 value = pick(values) if pick else WORST[key](values)
                 if pick:
                     medians[key].append(value)
                 cells.append(f"{format(value, fmt):>10}")
             lines.append(f"{name if label == 'median' else '':<18}{label:>7}" + "".join(cells))
     lines.append(f"{'over the calls':<18}{'median':>7}"
-                 + "".join(f"{format(statistics.median(medians[k]), fmt):>10}" for k, _, fmt in COLUMNS))
+                 + "".join(f"{format(statistics.median(medians[k]), fmt) if medians[k] else '-':>10}"
+                           for k, _, fmt in COLUMNS))
     lines.append(f"{'':<18}{'|reg|':>7}{'':>10}{statistics.median(abs(v) for v in medians['register']):>10.1f}")
     return "\n".join(lines)
 

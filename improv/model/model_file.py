@@ -13,6 +13,7 @@ start-up are numpy's and the compiled step's, not torch's.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -89,14 +90,14 @@ def load(path: str | Path, cache_dir: Path | None = None) -> LoadedModel:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read it ({error.strerror or error})") from None
-    entry = (cache_dir or _cache_dir()) / f"{digest}-v{CACHE_VERSION}.npz"
+    entry = (cache_dir or _cache_dir()) / f"{hashlib.sha256(data).hexdigest()}-v{CACHE_VERSION}.npz"
     cached = _read_cache(entry)
     module = None
-    if cached is None:
-        module, meta = _script(path)
+    if cached is None:  # the bytes just hashed, not the file again: what is cached is what was keyed
+        module, meta = _script(path, data)
         weights = {k: v.detach().to("cpu").float().numpy() for k, v in _network(module, meta["config"], path).state_dict().items()}
         _write_cache(entry, meta, weights)
     else:
@@ -106,13 +107,15 @@ def load(path: str | Path, cache_dir: Path | None = None) -> LoadedModel:
     return LoadedModel(Bins.from_dict(config["bins"]), config, meta.get("summary", {}), path, step, module)
 
 
-def _script(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
-    """The file's TorchScript module (eval mode) and its improv metadata, checked."""
+def _script(path: Path, data: bytes | None = None) -> tuple[torch.jit.ScriptModule, dict]:
+    """The file's TorchScript module (eval mode) and its improv metadata, checked (from `data`, the
+    file's bytes, when they were read already)."""
     import torch
 
     extra = {"improv.json": ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(io.BytesIO(data) if data is not None else str(path), map_location="cpu",
+                                _extra_files=extra)
     except Exception as error:
         reason = " ".join(str(error).split()).split(". ")[0][:100]
         raise ModelFileError(f"{path}: not an improv model (not a TorchScript file: {reason})") from None
