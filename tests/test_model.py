@@ -142,6 +142,8 @@ def test_wrong_files_give_one_line_model_file_error(tmp_path: Path, content: byt
     with pytest.raises(ModelFileError) as caught:
         load(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "not a TorchScript file" in str(caught.value)
+    assert "not a ZIP archive" in str(caught.value)  # why (torch, given bytes, told of its stream position)
 
 
 def test_torchscript_file_that_is_not_improv_is_refused(tmp_path: Path) -> None:

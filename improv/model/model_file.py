@@ -112,6 +112,8 @@ def _script(path: Path, data: bytes | None = None) -> tuple[torch.jit.ScriptModu
     file's bytes, when they were read already)."""
     import torch
 
+    if data is not None and not data.startswith(b"PK"):  # torch says less of bytes than of a file
+        raise ModelFileError(f"{path}: not an improv model (not a TorchScript file: not a ZIP archive)")
     extra = {"improv.json": ""}
     try:
         module = torch.jit.load(io.BytesIO(data) if data is not None else str(path), map_location="cpu",
