@@ -225,9 +225,12 @@ class JackServer:
     `realtime` runs jackd with --realtime, as on a musician's machine: its cycles
     are scheduled first (where the system does not allow that, jackd says so
     and runs on without). A non-realtime dummy server under host load runs whole
-    cycles late, and the tests measured the host, not improv: with two busy
+    cycles late, and a grid test measured the host, not improv: with two busy
     processes beside it, the lost-pulse grid test's answers were 56 ms off the
-    grid (p99); with --realtime, 0.95 ms.
+    grid (p99); with --realtime, 0.95 ms. It is not the default: in one CI run
+    with every test server real-time, two other JACK tests failed (the
+    slow-callback arrival-time test and the knob test; both pass here with it,
+    and in CI without it). Until that is understood, only the grid tests use it.
     """
 
     def __init__(
@@ -238,7 +241,7 @@ class JackServer:
         period_frames: int = 128,
         export: bool = True,
         sync: bool = True,
-        realtime: bool = True,
+        realtime: bool = False,
         start_timeout_s: float = 5.0,
         stop_timeout_s: float = 5.0,
     ) -> None:
