@@ -51,14 +51,17 @@ class _Head:
     """Linear -> GELU -> Linear (dropout is off at inference); the first Linear of the inputs
     that are embeddings of tokens (the parts of the event already chosen) is precomputed."""
 
-    def __init__(self, weights: dict[str, Array], name: str, conditions: dict[str, Array]) -> None:
+    def __init__(self, weights: Mapping[str, Array], name: str, conditions: dict[str, Array],
+                 interval: str | None = None) -> None:
         self.w1, self.b1 = weights[f"{name}.net.0.weight"], weights[f"{name}.net.0.bias"]
         self.w2, self.b2 = _f32(weights[f"{name}.net.3.weight"]), _f32(weights[f"{name}.net.3.bias"])
         tables = [_f32(table @ self.w1.T) for table in conditions.values()]
         unused = np.zeros((1, self.w1.shape[0]), dtype=np.float32)
         self.tables = tuple(tables + [unused] * (3 - len(tables)))  # (step, pitch, duration), as conditioned
-        self.interval: tuple[Array, Array] = (np.zeros((1, self.w1.shape[0]), dtype=np.float32),
-                                              np.zeros(1, dtype=np.float32))  # the pitch head's, if relative
+        # The interval scores (`interval`: their layer's name, the pitch head of a relative model);
+        # a head without them passes the kernel empty stand-ins of the right shapes.
+        self.interval = ((_f32(weights[f"{interval}.weight"]), _f32(weights[f"{interval}.bias"])) if interval
+                         else (unused, np.zeros(1, dtype=np.float32)))
 
     def logits(self, first: Array, step: int = -1, pitch: int = -1, duration: int = -1, last: int = -1) -> Array:
         return kernels.head(first, *self.tables, int(step), int(pitch), int(duration), self.w2, self.b2,
@@ -108,13 +111,11 @@ class NumpyStep:
         step_cond, pitch_cond = weights["step_cond.weight"], weights["pitch_cond.weight"]
         duration_cond = weights["duration_cond.weight"]
         self._step_head = _Head(weights, "step_head", {})
-        self._pitch_head = _Head(weights, "pitch_head", {"step": step_cond})
+        self._pitch_head = _Head(weights, "pitch_head", {"step": step_cond},
+                                 "pitch_interval_out" if self.relative_pitch else None)
         self._duration_head = _Head(weights, "duration_head", {"step": step_cond, "pitch": pitch_cond})
         self._velocity_head = _Head(weights, "velocity_head", {"step": step_cond, "pitch": pitch_cond,
                                                                "duration": duration_cond})
-        if self.relative_pitch:
-            self._pitch_head.interval = (_f32(weights["pitch_interval_out.weight"]),
-                                         _f32(weights["pitch_interval_out.bias"]))
         self._pitch_w1, self._pitch_b1 = _f32(self._pitch_head.w1), _f32(self._pitch_head.b1)
         # The rhythm heads' first layers (step, duration, velocity: they read the same input) in one product.
         rhythm_heads = (self._step_head, self._duration_head, self._velocity_head)
@@ -138,8 +139,9 @@ class NumpyStep:
         """The state after one more event (bin indices; pitch 128 is the start token)."""
         main, rhythm = self._input, self._rhythm_input
         # int(): a numpy int32 would make numba compile another version, for seconds, mid-phrase.
-        return kernels.feed(state, int(pitch), int(step), int(duration), int(velocity), main.table, main.kinds, main.offsets, self._w_hh,
-                     self._upper_w, self._upper_b, rhythm.table, rhythm.kinds, rhythm.offsets, self._rhythm_w_hh)
+        return kernels.feed(state, int(pitch), int(step), int(duration), int(velocity),
+                            main.table, main.kinds, main.offsets, self._w_hh, self._upper_w, self._upper_b,
+                            rhythm.table, rhythm.kinds, rhythm.offsets, self._rhythm_w_hh)
 
     def _firsts(self, state: Array) -> tuple[Array, ...]:
         """The heads' first layers on what they start from (cached for the last state): the main

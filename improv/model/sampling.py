@@ -152,11 +152,16 @@ def _scaled(logits: npt.ArrayLike, temperature: float, mask: npt.ArrayLike | Non
     return _over(w, t, out=w)
 
 
+def _not_logits(top: float) -> ValueError:
+    """The error for logits whose maximum is `top`: NaN anywhere, +inf, or all -inf."""
+    return ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+
+
 def _shift(z: FloatArray) -> FloatArray:
     """z - max z, as a new array; raise unless the logits are finite or -inf, one at least finite."""
     top = _max(z)
     if not -math.inf < top < math.inf:  # NaN anywhere, +inf, or all -inf
-        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+        raise _not_logits(top)
     return z - top
 
 
@@ -295,7 +300,7 @@ def choose(
     u = rng.random()
     token, top, log_total, entropy = kernels.draw(z, t, u, m, mask is not None, p, _UNDERFLOW)
     if token == -2:  # NaN anywhere, +inf, or all -inf
-        raise ValueError(f"logits must be finite or -inf with at least one finite entry, max is {top}")
+        raise _not_logits(top)
     if token == -1:
         w = _weights(z, t, top_p, m)
         token = _search(np.add.accumulate(w, out=w), u)
